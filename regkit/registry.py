@@ -1,0 +1,120 @@
+"""One protocol for every registration method, classical or learned.
+
+``register(moving, fixed, method=..., **params) -> RegResult``. Methods add themselves with the
+:func:`method` decorator; the modules that define them are imported on first use, so
+``import regkit`` stays light.
+
+Example
+-------
+>>> import torch, regkit
+>>> x = torch.rand(1, 1, 16, 16)
+>>> res = regkit.register(x, x, method="identity")
+>>> res.disp.abs().max().item()
+0.0
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ._checks import check_pair
+
+__all__ = ["RegResult", "register", "methods", "method", "describe"]
+
+
+@dataclass
+class RegResult:
+    """What every method returns.
+
+    Attributes
+    ----------
+    warped : Tensor ``N,C,H,W``
+        The moving image brought onto the fixed grid (or, for deformation-free models, the
+        image the model outputs in the fixed image's frame).
+    disp : Tensor ``N,2,H,W`` in pixels, or None
+        The pull displacement on the fixed grid; ``None`` for deformation-free models.
+    params : Tensor or None
+        Parametric transforms where the method has them (e.g. affine ``N,2,3`` in pixels).
+    extras : dict
+        Anything else worth keeping (iterations, inverse field, timings, matches, ...).
+    """
+
+    warped: Tensor
+    disp: Tensor | None = None
+    params: Tensor | None = None
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Method:
+    name: str
+    fn: Callable[..., RegResult]
+    kind: str
+    summary: str
+
+
+_METHODS: dict[str, _Method] = {}
+# Modules that register methods when imported; later parts of the library append to this list.
+_PROVIDERS: list[str] = []
+_loaded = False
+
+
+def method(name: str, *, kind: str, summary: str):
+    """Decorator that adds ``fn(moving, fixed, **params) -> RegResult`` under ``name``.
+
+    ``kind`` groups methods in tables (e.g. "baseline", "classical", "reference", "learned").
+    """
+
+    def add(fn):
+        if name in _METHODS and _METHODS[name].fn is not fn:
+            raise ValueError(f"a method named {name!r} is already registered")
+        _METHODS[name] = _Method(name, fn, kind, summary)
+        return fn
+
+    return add
+
+
+def _load_providers() -> None:
+    global _loaded
+    if not _loaded:
+        for module in _PROVIDERS:
+            importlib.import_module(module)
+        _loaded = True
+
+
+def methods(kind: str | None = None) -> list[str]:
+    """Names of the registered methods (optionally of one ``kind``), sorted."""
+    _load_providers()
+    return sorted(n for n, m in _METHODS.items() if kind is None or m.kind == kind)
+
+
+def describe() -> dict[str, dict[str, str]]:
+    """``{name: {"kind": ..., "summary": ...}}`` for every registered method."""
+    _load_providers()
+    return {n: {"kind": m.kind, "summary": m.summary} for n, m in sorted(_METHODS.items())}
+
+
+def register(moving: Tensor, fixed: Tensor, method: str = "identity", **params) -> RegResult:
+    """Register ``moving`` to ``fixed`` (both ``N,C,H,W`` in [0, 1]) with the named method.
+
+    Raises ``ValueError`` for an unknown method (listing the known ones) or mismatched inputs.
+    """
+    check_pair("moving", moving, "fixed", fixed)
+    _load_providers()
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {methods()}, got {method!r}")
+    result = _METHODS[method].fn(moving, fixed, **params)
+    if not isinstance(result, RegResult):
+        raise TypeError(f"method {method!r} returned {type(result).__name__}, expected RegResult")
+    return result
+
+
+@method("identity", kind="baseline", summary="No registration: the moving image as it is (the unregistered row).")
+def _identity(moving: Tensor, fixed: Tensor) -> RegResult:
+    disp = torch.zeros(moving.shape[0], 2, *moving.shape[-2:], device=moving.device)
+    return RegResult(warped=moving.float().clone(), disp=disp)

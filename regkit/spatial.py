@@ -1,0 +1,412 @@
+r"""Grids, warps and displacement fields: the one place where regkit resamples anything.
+
+Convention
+----------
+- Images are ``N,C,H,W`` float tensors with intensities in [0, 1].
+- A displacement ``u`` is ``N,2,H,W`` **in pixels**; channel 0 is x (columns), channel 1 is y (rows).
+- Warping is backward (pull): :math:`\text{warped}(p) = \text{moving}(p + u(p))`; ``u`` lives on
+  the fixed grid.
+- Pixel ``(x, y) = (0, 0)`` is the centre of the top-left pixel and ``(W-1, H-1)`` the centre of
+  the bottom-right one, which is ``grid_sample``'s ``align_corners=True``. Every call of
+  ``grid_sample``/``interpolate`` in regkit goes through this module with ``align_corners=True``.
+- Warps return float32, also under autocast, and stay on the inputs' device. Sampling runs in
+  float64 inside, so identity and integer-shift warps are exact.
+
+Example
+-------
+>>> import torch
+>>> from regkit import spatial
+>>> img = torch.rand(1, 1, 8, 8)
+>>> bool(torch.equal(spatial.warp(img, torch.zeros(1, 2, 8, 8)), img))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._checks import check_disp, check_image, check_positive, check_size, check_tensor
+
+__all__ = [
+    "identity_grid",
+    "warp",
+    "warp_labels",
+    "affine_matrix",
+    "random_affine",
+    "invert_affine",
+    "affine_to_disp",
+    "disp_to_affine",
+    "compose",
+    "integrate_velocity",
+    "resize_image",
+    "resize_disp",
+    "jacobian_determinant",
+    "inside_mask",
+    "sample_points",
+    "random_smooth_disp",
+]
+
+_MODES = ("bilinear", "nearest", "bicubic")
+_PADDINGS = ("border", "zeros", "reflection")
+
+
+@lru_cache(maxsize=32)
+def _identity_grid_cached(h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype), indexing="ij"
+    )
+    grid = torch.stack((xs, ys))[None]
+    grid.requires_grad_(False)
+    return grid
+
+
+def identity_grid(size, device=None, dtype=torch.float32) -> Tensor:
+    """Pixel coordinates of an ``H x W`` grid, shape ``1,2,H,W`` (channel 0 = x, channel 1 = y).
+
+    The tensor is cached per (size, device, dtype): treat it as read-only.
+
+    >>> identity_grid((2, 3))[0, 0]
+    tensor([[0., 1., 2.],
+            [0., 1., 2.]])
+    """
+    h, w = check_size("size", size)
+    return _identity_grid_cached(h, w, torch.device(device) if device is not None else torch.device("cpu"), dtype)
+
+
+def _to_normalized(points: Tensor, h: int, w: int) -> Tensor:
+    """Pixel coordinates (..., 2) in x, y order to grid_sample's [-1, 1] (align_corners=True)."""
+    scale = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)], device=points.device, dtype=points.dtype)
+    return points * scale - 1.0
+
+
+def _grid_sample(image: Tensor, points: Tensor, mode: str, padding: str) -> Tensor:
+    """``grid_sample`` at pixel ``points`` (``N,H',W',2``, x then y); float32 result.
+
+    The sampling runs in float64: grid_sample maps normalised coordinates back to pixels, and in
+    float32 that round trip is off by up to 3e-5 of the intensity range at 256 px, so an identity
+    or integer-shift warp would not be exact. In float64 it is (measured cost: about twice the
+    float32 time of this call, which is a small part of any method here).
+    """
+    h, w = image.shape[-2:]
+    with torch.autocast(device_type=image.device.type, enabled=False):
+        grid = _to_normalized(points.double(), h, w)
+        out = F.grid_sample(image.double(), grid, mode=mode, padding_mode=padding, align_corners=True)
+        return out.float()
+
+
+def _sample_grid(image: Tensor, disp: Tensor, mode: str, padding: str) -> Tensor:
+    """Unchecked pull warp of ``image`` by ``disp`` (both already validated)."""
+    h, w = disp.shape[-2:]
+    coords = identity_grid((h, w), disp.device, torch.float64) + disp.double()
+    return _grid_sample(image, coords.permute(0, 2, 3, 1), mode, padding)
+
+
+def warp(image: Tensor, disp: Tensor, mode: str = "bilinear", padding: str = "border") -> Tensor:
+    r"""Pull-warp an image batch: :math:`\text{out}(p) = \text{image}(p + \text{disp}(p))`.
+
+    Parameters
+    ----------
+    image : Tensor ``N,C,H,W`` float
+        The moving image (or any multi-channel field, e.g. another displacement).
+    disp : Tensor ``N,2,H,W`` float, pixels
+        Displacement on the output (fixed) grid; channel 0 = x, channel 1 = y.
+    mode : {"bilinear", "nearest", "bicubic"}
+    padding : {"border", "zeros", "reflection"}
+        What is read outside the image. Images use ``"border"``; labels use
+        :func:`warp_labels` (nearest + zeros).
+
+    Returns
+    -------
+    Tensor ``N,C,H,W`` float32 on the inputs' device.
+
+    Example
+    -------
+    >>> img = torch.arange(16.).reshape(1, 1, 4, 4)
+    >>> shift = torch.zeros(1, 2, 4, 4); shift[:, 0] = 1.0   # read one pixel to the right
+    >>> warp(img, shift)[0, 0, 0].tolist()
+    [1.0, 2.0, 3.0, 3.0]
+    """
+    check_image("image", image)
+    check_disp("disp", disp, like=image)
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    if padding not in _PADDINGS:
+        raise ValueError(f"padding must be one of {_PADDINGS}, got {padding!r}")
+    if image.device != disp.device:
+        raise ValueError(f"image and disp must be on the same device, got {image.device} and {disp.device}")
+    return _sample_grid(image, disp, mode, padding)
+
+
+def warp_labels(labels: Tensor, disp: Tensor) -> Tensor:
+    """Warp a label map ``N,C,H,W`` (any dtype) with nearest-neighbour lookup and zero padding.
+
+    The result keeps the dtype of ``labels``.
+
+    >>> lab = torch.zeros(1, 1, 4, 4, dtype=torch.long); lab[..., 1:3, 1:3] = 2
+    >>> warp_labels(lab, torch.zeros(1, 2, 4, 4)).equal(lab)
+    True
+    """
+    check_tensor("labels", labels, ndim=4, floating=False)
+    check_disp("disp", disp, like=labels)
+    out = _sample_grid(labels.float(), disp, "nearest", "zeros")
+    return out.round().to(labels.dtype) if not labels.is_floating_point() else out.to(labels.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# Affine transforms (pixel coordinates)
+# ----------------------------------------------------------------------------------------------
+
+
+def affine_matrix(size, rotation=0.0, scale=1.0, shear=0.0, tx=0.0, ty=0.0) -> Tensor:
+    r"""Affine matrices ``N,2,3`` in pixel coordinates, built about the image centre.
+
+    The matrix maps a fixed-grid point :math:`p` to the moving-image point
+    :math:`A(p - c) + c + t` with :math:`c = ((W-1)/2, (H-1)/2)`,
+    :math:`A = R(\text{rotation})\,\mathrm{Sh}(\text{shear})\,\text{scale}`, angles in degrees,
+    :math:`t = (t_x, t_y)` in pixels. Each argument is a number or a 1-D tensor of length N
+    (numbers are broadcast to the tensors' N).
+
+    Because warping pulls, the matrix moves the *sampling points*: with a positive rotation they
+    turn clockwise on screen (y points down), so the warped content turns counter-clockwise;
+    ``scale > 1`` reads farther from the centre, so the content shrinks; ``tx > 0`` reads to the
+    right, so the content moves left.
+
+    >>> affine_matrix((5, 5), tx=2.0)
+    tensor([[[1., 0., 2.],
+             [0., 1., 0.]]])
+    """
+    h, w = check_size("size", size)
+    values = [torch.as_tensor(v, dtype=torch.float32) for v in (rotation, scale, shear, tx, ty)]
+    for name, v in zip(("rotation", "scale", "shear", "tx", "ty"), values):
+        if v.ndim > 1:
+            raise ValueError(f"{name} must be a number or a 1-D tensor, got shape {tuple(v.shape)}")
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name} must be finite, got {v}")
+    if bool((values[1] <= 0).any()):
+        raise ValueError(f"scale must be positive, got {values[1]}")
+    rot, sc, sh, tx_, ty_ = torch.broadcast_tensors(*[v.reshape(-1) for v in values])
+    a, s = torch.deg2rad(rot), torch.deg2rad(sh)
+    cos, sin = torch.cos(a), torch.sin(a)
+    rot_m = torch.stack((torch.stack((cos, -sin), -1), torch.stack((sin, cos), -1)), -2)
+    shear_m = torch.stack(
+        (torch.stack((torch.ones_like(s), torch.tan(s)), -1), torch.stack((torch.zeros_like(s), torch.ones_like(s)), -1)),
+        -2,
+    )
+    lin = rot_m @ shear_m * sc[:, None, None]
+    c = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0])
+    t = c + torch.stack((tx_, ty_), -1) - (lin @ c)
+    return torch.cat((lin, t[..., None]), -1)
+
+
+def random_affine(n: int, size, *, rotation=15.0, scale=0.1, shear=5.0, translation=10.0, generator=None) -> Tensor:
+    """Seeded random affine matrices ``n,2,3`` (pixels), uniform in the given ranges.
+
+    rotation and shear in degrees (uniform in ``[-r, r]``), scale as a relative change (uniform
+    in ``[1 - s, 1 + s]``), translation in pixels per axis (uniform in ``[-t, t]``).
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> random_affine(4, (64, 64), generator=g).shape
+    torch.Size([4, 2, 3])
+    """
+    check_positive("n", n, integer=True)
+    for name, v in (("rotation", rotation), ("scale", scale), ("shear", shear), ("translation", translation)):
+        check_positive(name, v, allow_zero=True)
+    if scale >= 1:
+        raise ValueError(f"scale must be below 1 (a relative change), got {scale}")
+
+    def uniform(r):
+        return (torch.rand(n, generator=generator) * 2 - 1) * r
+
+    return affine_matrix(
+        size, rotation=uniform(rotation), scale=1 + uniform(scale), shear=uniform(shear),
+        tx=uniform(translation), ty=uniform(translation),
+    )
+
+
+def invert_affine(theta: Tensor) -> Tensor:
+    """Inverse of affine matrices ``N,2,3`` (pixel coordinates)."""
+    check_tensor("theta", theta, ndim=3)
+    if theta.shape[1:] != (2, 3):
+        raise ValueError(f"theta must have shape (N, 2, 3), got {tuple(theta.shape)}")
+    lin_inv = torch.linalg.inv(theta[:, :, :2])
+    return torch.cat((lin_inv, -(lin_inv @ theta[:, :, 2:])), -1)
+
+
+def affine_to_disp(theta: Tensor, size) -> Tensor:
+    r"""Displacement ``N,2,H,W`` (pixels) of affine matrices ``N,2,3`` given in pixel coordinates.
+
+    :math:`u(p) = A p + t - p`, so ``warp(moving, affine_to_disp(theta, size))`` reads the moving
+    image at :math:`A p + t`.
+
+    >>> u = affine_to_disp(affine_matrix((4, 4), tx=1.5), (4, 4))
+    >>> bool((u[:, 0] == 1.5).all() and (u[:, 1] == 0).all())
+    True
+    """
+    check_tensor("theta", theta, ndim=3)
+    if theta.shape[1:] != (2, 3):
+        raise ValueError(f"theta must have shape (N, 2, 3), got {tuple(theta.shape)}")
+    h, w = check_size("size", size)
+    grid = identity_grid((h, w), theta.device, theta.dtype)  # 1,2,H,W
+    pts = grid.flatten(2)  # 1,2,HW
+    moved = theta[:, :, :2] @ pts + theta[:, :, 2:]
+    return (moved - pts).reshape(theta.shape[0], 2, h, w)
+
+
+def disp_to_affine(disp: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Least-squares affine ``N,2,3`` (pixels) closest to a displacement field, optionally masked.
+
+    Exact for fields made by :func:`affine_to_disp`.
+    """
+    check_disp("disp", disp)
+    n, _, h, w = disp.shape
+    grid = identity_grid((h, w), disp.device, disp.dtype).flatten(2)  # 1,2,HW
+    src = torch.cat((grid, torch.ones_like(grid[:, :1])), 1).expand(n, 3, h * w).transpose(1, 2)  # N,HW,3
+    dst = (grid + disp.flatten(2)).transpose(1, 2)  # N,HW,2
+    if mask is not None:
+        wgt = mask.reshape(n, h * w, 1).to(disp.dtype)
+        src, dst = src * wgt, dst * wgt
+    sol = torch.linalg.lstsq(src.double(), dst.double()).solution  # N,3,2
+    return sol.transpose(1, 2).to(disp.dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# Dense fields
+# ----------------------------------------------------------------------------------------------
+
+
+def compose(u: Tensor, v: Tensor) -> Tensor:
+    r"""Compose two displacements: ``warp(image, compose(u, v)) ≈ warp(warp(image, u), v)``.
+
+    :math:`w(p) = v(p) + u(p + v(p))` (``u`` is sampled bilinearly with border padding).
+
+    >>> u = torch.randn(1, 2, 8, 8)
+    >>> torch.allclose(compose(u, torch.zeros_like(u)), u) and torch.allclose(compose(torch.zeros_like(u), u), u)
+    True
+    """
+    check_disp("u", u)
+    check_disp("v", v, like=u)
+    return v.float() + _sample_grid(u, v, "bilinear", "border")
+
+
+def integrate_velocity(velocity: Tensor, steps: int = 7) -> Tensor:
+    r"""Exponentiate a stationary velocity field by scaling and squaring.
+
+    :math:`u_0 = v / 2^{K}`, then ``K`` times :math:`u \leftarrow u + u \circ (\mathrm{id} + u)`;
+    the result is (approximately) diffeomorphic for smooth ``v``. ``steps=0`` returns ``v``.
+
+    >>> integrate_velocity(torch.zeros(1, 2, 8, 8)).abs().max().item()
+    0.0
+    """
+    check_disp("velocity", velocity)
+    check_positive("steps", steps, integer=True, allow_zero=True)
+    u = velocity.float() / (2**steps)
+    for _ in range(steps):
+        u = u + _sample_grid(u, u, "bilinear", "border")
+    return u
+
+
+def resize_image(image: Tensor, size, mode: str = "bilinear", antialias: bool = False) -> Tensor:
+    """Resize images ``N,C,H,W`` to ``size = (H', W')`` (``align_corners=True`` for (bi)linear/cubic).
+
+    >>> resize_image(torch.rand(2, 1, 16, 16), (8, 8)).shape
+    torch.Size([2, 1, 8, 8])
+    """
+    check_image("image", image)
+    h, w = check_size("size", size)
+    if mode == "nearest":
+        return F.interpolate(image, size=(h, w), mode="nearest")
+    if mode not in ("bilinear", "bicubic"):
+        raise ValueError(f"mode must be 'bilinear', 'bicubic' or 'nearest', got {mode!r}")
+    return F.interpolate(image, size=(h, w), mode=mode, align_corners=True, antialias=antialias)
+
+
+def resize_disp(disp: Tensor, size) -> Tensor:
+    """Resize a displacement ``N,2,H,W`` to ``size`` and rescale its values (pixels of the new grid).
+
+    A field that moves by half the image width still does after resizing.
+
+    >>> u = torch.full((1, 2, 5, 5), 2.0)
+    >>> resize_disp(u, (9, 9)).mean().item()
+    4.0
+    """
+    check_disp("disp", disp)
+    h, w = check_size("size", size)
+    h0, w0 = disp.shape[-2:]
+    out = F.interpolate(disp.float(), size=(h, w), mode="bilinear", align_corners=True)
+    scale = torch.tensor([(w - 1) / (w0 - 1), (h - 1) / (h0 - 1)], device=disp.device).view(1, 2, 1, 1)
+    return out * scale
+
+
+def jacobian_determinant(disp: Tensor) -> Tensor:
+    r"""Determinant of the Jacobian of :math:`\phi(p) = p + u(p)`, shape ``N,H,W``.
+
+    Central differences inside, one-sided at the border, so it is exact for affine fields.
+    Values :math:`\le 0` mark folding.
+
+    >>> theta = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 1.5, 0.0]]])
+    >>> jacobian_determinant(affine_to_disp(theta, (6, 6))).mean().item()
+    3.0
+    """
+    check_disp("disp", disp)
+    dux_dy, dux_dx = torch.gradient(disp[:, 0].float(), dim=(1, 2))
+    duy_dy, duy_dx = torch.gradient(disp[:, 1].float(), dim=(1, 2))
+    return (1 + dux_dx) * (1 + duy_dy) - dux_dy * duy_dx
+
+
+def inside_mask(disp: Tensor) -> Tensor:
+    """Mask ``N,1,H,W`` (bool) of fixed pixels whose sample point ``p + u(p)`` lies inside the image."""
+    check_disp("disp", disp)
+    h, w = disp.shape[-2:]
+    pts = identity_grid((h, w), disp.device) + disp.float()
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)
+    return inside[:, None]
+
+
+def sample_points(field: Tensor, points: Tensor) -> Tensor:
+    """Bilinearly sample ``field`` ``N,C,H,W`` at ``points`` ``N,K,2`` (pixels, x then y) -> ``N,K,C``.
+
+    >>> f = identity_grid((4, 4)).clone()
+    >>> sample_points(f, torch.tensor([[[1.5, 2.0]]]))
+    tensor([[[1.5000, 2.0000]]])
+    """
+    check_image("field", field)
+    check_tensor("points", points, ndim=3)
+    if points.shape[0] != field.shape[0] or points.shape[2] != 2:
+        raise ValueError(f"points must have shape (N={field.shape[0]}, K, 2), got {tuple(points.shape)}")
+    out = _grid_sample(field, points[:, :, None, :], "bilinear", "border")  # N,C,K,1
+    return out[..., 0].transpose(1, 2)
+
+
+def random_smooth_disp(
+    n: int, size, *, max_disp: float = 4.0, control: int = 5, diffeomorphic: bool = True, generator=None
+) -> Tensor:
+    """Seeded random smooth displacements ``n,2,H,W`` (pixels).
+
+    Gaussian noise on a ``control x control`` grid is upsampled bicubically and scaled so that its
+    largest vector is ``max_disp`` pixels. With ``diffeomorphic=True`` that field is used as a
+    stationary velocity and integrated (:func:`integrate_velocity`), which keeps it invertible; the
+    integrated field's peak is then close to, not exactly, ``max_disp``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> u = random_smooth_disp(2, (32, 32), max_disp=3.0, diffeomorphic=False, generator=g)
+    >>> round(u.norm(dim=1).amax().item(), 4)
+    3.0
+    """
+    check_positive("n", n, integer=True)
+    h, w = check_size("size", size)
+    check_positive("max_disp", max_disp, allow_zero=True)
+    check_positive("control", control, integer=True)
+    if control < 2:
+        raise ValueError(f"control must be at least 2, got {control}")
+    coarse = torch.randn(n, 2, control, control, generator=generator)
+    u = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
+    peak = u.norm(dim=1).flatten(1).amax(1).clamp_min(1e-12).view(n, 1, 1, 1)
+    u = u * (max_disp / peak)
+    if diffeomorphic:
+        u = integrate_velocity(u, steps=max(4, int(math.ceil(math.log2(max(max_disp, 1.0)))) + 4))
+    return u
