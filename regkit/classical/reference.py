@@ -1,0 +1,359 @@
+r"""Reference implementations from other libraries, behind the same :func:`regkit.register` protocol.
+
+These wrappers exist so that regkit's own methods can be checked against established tools on
+the same pairs, with the same metrics, in the same table. Each one converts **once**, here, at the
+edge:
+
+=================  ===============================  ==========================================
+method             library call                     what is converted
+=================  ===============================  ==========================================
+``sitk_demons``    SimpleITK                        fixed first; the output field is already
+                   ``FastSymmetricForcesDemons``    x-then-y, pixels (spacing 1), pull on the
+                   ``RegistrationFilter``           fixed grid: used as it is.
+``ants_syn``       ANTsPy ``registration``          fixed first; ANTs' physical axis 0 is the
+                   (``SyNOnly``)                    numpy row (y), so the components swap.
+``skimage_tvl1``   ``optical_flow_tvl1``            fixed (reference) first; flow is (row,
+                                                    col) = (y, x), so the channels swap.
+``cv2_farneback``  ``calcOpticalFlowFarneback``     prev = fixed, next = moving, 8-bit input;
+                                                    flow is already (x, y) and pulls.
+``cv2_affine``     SIFT + ``estimateAffine2D``      keypoints are (x, y); the affine is fitted
+                   (RANSAC)                         from fixed to moving points, which is the
+                                                    pull matrix.
+=================  ===============================  ==========================================
+
+Convention
+----------
+Inputs ``(moving, fixed)``, both ``N,C,H,W`` in [0, 1] (channels are averaged to grey). Outputs
+follow regkit: ``disp`` ``N,2,H,W`` in pixels, channel 0 = x, pull on the fixed grid, on the
+inputs' device; ``warped = regkit.spatial.warp(moving, disp)``. Pairs are processed one at a
+time on the CPU (these libraries are not batched). ``extras["seconds"]`` holds the time spent in
+the library call itself, summed over the batch.
+
+The sign conventions are checked in ``tests/test_classical_reference.py`` with known shifts: a
+moving image whose content sits 3 px to the right of the fixed one must give ``disp[:, 0] = +3``.
+
+Example
+-------
+>>> import torch, regkit
+>>> fixed = torch.rand(1, 1, 32, 32)
+>>> res = regkit.register(fixed, fixed, method="cv2_farneback")
+>>> float(res.disp.abs().max()) < 1e-3
+True
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import spatial
+from .._checks import check_pair, check_positive
+from ..registry import RegResult, method
+
+__all__ = ["sitk_demons", "ants_syn", "skimage_tvl1", "cv2_farneback", "cv2_affine"]
+
+
+# ---------------------------------------------------------------------------------------- edge
+
+
+def _grey_numpy(x: Tensor) -> list[np.ndarray]:
+    """``N,C,H,W`` tensor -> list of ``H,W`` float32 arrays (channels averaged), on the CPU."""
+    return [a for a in x.detach().float().mean(1).cpu().numpy().astype(np.float32)]
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+
+
+def _result(moving: Tensor, disp_np: list[np.ndarray], seconds: float, params=None, **extras) -> RegResult:
+    """Stack per-pair ``2,H,W`` (x, y) fields, move them to the inputs' device and warp."""
+    disp = torch.from_numpy(np.stack(disp_np).astype(np.float32)).to(moving.device)
+    warped = spatial.warp(moving.float(), disp)
+    return RegResult(warped=warped, disp=disp, params=params, extras={"seconds": seconds, **extras})
+
+
+# ------------------------------------------------------------------------------------- SimpleITK
+
+
+@method(
+    "sitk_demons",
+    kind="reference",
+    summary="SimpleITK FastSymmetricForcesDemons (Thirion's demons, ESM forces), single resolution.",
+)
+def sitk_demons(
+    moving: Tensor,
+    fixed: Tensor,
+    iterations: int = 100,
+    sigma: float = 1.0,
+    max_step: float = 0.5,
+    threads: int | None = None,
+) -> RegResult:
+    """SimpleITK's ``FastSymmetricForcesDemonsRegistrationFilter``.
+
+    Parameters
+    ----------
+    iterations : int
+        Demons iterations (default 100).
+    sigma : float
+        Standard deviation (pixels) of the Gaussian that smooths the displacement field after
+        each iteration (SimpleITK's own default, 1.0).
+    max_step : float
+        ``MaximumUpdateStepLength`` in pixels (SimpleITK's default, 0.5).
+    threads : int, optional
+        Number of ITK threads (default: ITK's choice).
+
+    The filter takes ``(fixed, moving)`` and returns a displacement field ``T(p) = p + d(p)``
+    mapping fixed to moving points in physical units, x first. With unit spacing and zero origin
+    that is exactly regkit's pull field, so nothing is swapped.
+    """
+    import SimpleITK as sitk
+
+    check_pair("moving", moving, "fixed", fixed)
+    check_positive("iterations", iterations, integer=True)
+    check_positive("sigma", sigma, allow_zero=True)
+    check_positive("max_step", max_step)
+    fields, seconds = [], 0.0
+    for m, f in zip(_grey_numpy(moving), _grey_numpy(fixed)):
+        flt = sitk.FastSymmetricForcesDemonsRegistrationFilter()
+        flt.SetNumberOfIterations(iterations)
+        flt.SetStandardDeviations(float(sigma))
+        flt.SetSmoothDisplacementField(sigma > 0)
+        flt.SetMaximumUpdateStepLength(float(max_step))
+        if threads is not None:
+            flt.SetNumberOfThreads(int(threads))
+        t0 = time.perf_counter()
+        field = flt.Execute(sitk.GetImageFromArray(f), sitk.GetImageFromArray(m))
+        seconds += time.perf_counter() - t0
+        fields.append(np.moveaxis(sitk.GetArrayFromImage(field), -1, 0))  # H,W,2 (x, y) -> 2,H,W
+    return _result(moving, fields, seconds)
+
+
+# ------------------------------------------------------------------------------------------ ANTs
+
+
+def _remove_files(paths) -> None:
+    for p in set(paths):
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+
+
+@method(
+    "ants_syn",
+    kind="reference",
+    summary="ANTsPy SyNOnly (symmetric diffeomorphic normalisation, no affine stage).",
+)
+def ants_syn(
+    moving: Tensor,
+    fixed: Tensor,
+    metric: str = "mattes",
+    iterations=(40, 20, 0),
+    flow_sigma: float = 3.0,
+    total_sigma: float = 0.0,
+    grad_step: float = 0.2,
+    seed: int = 0,
+    return_inverse: bool = False,
+) -> RegResult:
+    """ANTsPy ``ants.registration(fixed, moving, type_of_transform="SyNOnly")``.
+
+    Parameters
+    ----------
+    metric : {"mattes", "CC", "meansquares", "demons"}
+        ANTs' ``syn_metric`` (ANTsPy's default, Mattes mutual information).
+    iterations : tuple of int
+        ANTs' ``reg_iterations``, coarse to fine (ANTsPy's default ``(40, 20, 0)``).
+    flow_sigma, total_sigma, grad_step : float
+        ANTs' update-field and total-field smoothing (voxels) and gradient step.
+    seed : int
+        ANTs' ``random_seed`` (Mattes samples randomly).
+    return_inverse : bool
+        Also return the inverse field as ``extras["inverse_disp"]`` (same conventions).
+
+    Conversion: ``ants.from_numpy`` puts numpy axis 0 (rows) on ANTs' first physical axis, so the
+    warp's component 0 is the row (y) displacement and component 1 the column (x) one; they are
+    swapped once here. The initial transform is forced to the identity, and the affine file that
+    ANTs still writes is checked to be the identity (otherwise it would have to be composed).
+    Everything ANTs writes goes to a private temporary folder that is removed afterwards, and the
+    files it lists in ``fwdtransforms``/``invtransforms`` are deleted explicitly as well.
+    """
+    import ants
+
+    check_pair("moving", moving, "fixed", fixed)
+    for name, v in (("flow_sigma", flow_sigma), ("total_sigma", total_sigma)):
+        check_positive(name, v, allow_zero=True)
+    check_positive("grad_step", grad_step)
+    iterations = tuple(int(i) for i in iterations)
+    if not iterations or any(i < 0 for i in iterations) or sum(iterations) == 0:
+        raise ValueError(f"iterations must be non-negative integers with a positive sum, got {iterations}")
+    fields, inverses, seconds = [], [], 0.0
+    for m, f in zip(_grey_numpy(moving), _grey_numpy(fixed)):
+        with tempfile.TemporaryDirectory(prefix="regkit_ants_") as tmp:
+            t0 = time.perf_counter()
+            out = ants.registration(
+                ants.from_numpy(f), ants.from_numpy(m), type_of_transform="SyNOnly", initial_transform="Identity",
+                outprefix=os.path.join(tmp, "reg_"), syn_metric=metric, reg_iterations=iterations,
+                flow_sigma=float(flow_sigma), total_sigma=float(total_sigma), grad_step=float(grad_step),
+                random_seed=int(seed),
+            )
+            seconds += time.perf_counter() - t0
+            try:
+                warps = [p for p in out["fwdtransforms"] if p.endswith(".nii.gz")]
+                affines = [p for p in out["fwdtransforms"] if p.endswith(".mat")]
+                for p in affines:
+                    tx = ants.read_transform(p)
+                    if not np.allclose(tx.parameters, [1, 0, 0, 1, 0, 0], atol=1e-6):
+                        raise RuntimeError(f"ANTs returned a non-identity affine stage {tx.parameters}")
+                if len(warps) != 1:
+                    raise RuntimeError(f"expected one forward warp from ANTs, got {out['fwdtransforms']}")
+                w = ants.image_read(warps[0]).numpy()  # H,W,2: (axis-0 = y, axis-1 = x)
+                fields.append(np.stack((w[..., 1], w[..., 0])))
+                if return_inverse:
+                    inv = ants.image_read([p for p in out["invtransforms"] if p.endswith(".nii.gz")][0]).numpy()
+                    inverses.append(np.stack((inv[..., 1], inv[..., 0])))
+            finally:
+                _remove_files(list(out["fwdtransforms"]) + list(out["invtransforms"]))
+    extras = {}
+    if return_inverse:
+        extras["inverse_disp"] = torch.from_numpy(np.stack(inverses).astype(np.float32)).to(moving.device)
+    return _result(moving, fields, seconds, **extras)
+
+
+# ---------------------------------------------------------------------------------- scikit-image
+
+
+@method("skimage_tvl1", kind="reference", summary="scikit-image TV-L1 optical flow (optical_flow_tvl1).")
+def skimage_tvl1(
+    moving: Tensor,
+    fixed: Tensor,
+    attachment: float = 15.0,
+    tightness: float = 0.3,
+    num_warp: int = 5,
+    num_iter: int = 10,
+    tol: float = 1e-4,
+    prefilter: bool = False,
+) -> RegResult:
+    """scikit-image's ``optical_flow_tvl1(reference_image=fixed, moving_image=moving)``.
+
+    Parameters are those of scikit-image (its defaults). scikit-image's flow ``(v, u)`` is in
+    (row, col) order and pulls (``moving(r + v, c + u) ≈ fixed(r, c)``), so the channels are
+    swapped once here.
+    """
+    from skimage.registration import optical_flow_tvl1
+
+    check_pair("moving", moving, "fixed", fixed)
+    check_positive("attachment", attachment)
+    check_positive("tightness", tightness)
+    check_positive("num_warp", num_warp, integer=True)
+    check_positive("num_iter", num_iter, integer=True)
+    fields, seconds = [], 0.0
+    for m, f in zip(_grey_numpy(moving), _grey_numpy(fixed)):
+        t0 = time.perf_counter()
+        v, u = optical_flow_tvl1(
+            f, m, attachment=attachment, tightness=tightness, num_warp=num_warp, num_iter=num_iter, tol=tol,
+            prefilter=prefilter, dtype=np.float32,
+        )
+        seconds += time.perf_counter() - t0
+        fields.append(np.stack((u, v)))
+    return _result(moving, fields, seconds)
+
+
+# ---------------------------------------------------------------------------------------- OpenCV
+
+
+@method("cv2_farneback", kind="reference", summary="OpenCV Farneback dense optical flow.")
+def cv2_farneback(
+    moving: Tensor,
+    fixed: Tensor,
+    pyr_scale: float = 0.5,
+    levels: int = 4,
+    winsize: int = 21,
+    iterations: int = 5,
+    poly_n: int = 7,
+    poly_sigma: float = 1.5,
+) -> RegResult:
+    """OpenCV's ``calcOpticalFlowFarneback(prev=fixed, next=moving, ...)`` on 8-bit images.
+
+    OpenCV's flow satisfies ``prev(y, x) ≈ next(y + flow[..., 1], x + flow[..., 0])``: with the
+    fixed image as ``prev`` it is regkit's pull field, x first, and needs no swap.
+    """
+    import cv2
+
+    check_pair("moving", moving, "fixed", fixed)
+    if not 0 < pyr_scale < 1:
+        raise ValueError(f"pyr_scale must be in (0, 1), got {pyr_scale}")
+    for name, v in (("levels", levels), ("winsize", winsize), ("iterations", iterations), ("poly_n", poly_n)):
+        check_positive(name, v, integer=True)
+    check_positive("poly_sigma", poly_sigma)
+    fields, seconds = [], 0.0
+    for m, f in zip(_grey_numpy(moving), _grey_numpy(fixed)):
+        t0 = time.perf_counter()
+        flow = cv2.calcOpticalFlowFarneback(
+            _to_uint8(f), _to_uint8(m), None, pyr_scale, levels, winsize, iterations, poly_n, poly_sigma, 0
+        )
+        seconds += time.perf_counter() - t0
+        fields.append(np.moveaxis(flow, -1, 0))
+    return _result(moving, fields, seconds)
+
+
+@method("cv2_affine", kind="reference", summary="OpenCV SIFT, ratio-test matching and estimateAffine2D (RANSAC).")
+def cv2_affine(
+    moving: Tensor,
+    fixed: Tensor,
+    ratio: float = 0.75,
+    threshold: float = 3.0,
+    max_iters: int = 2000,
+    confidence: float = 0.99,
+    n_features: int = 0,
+) -> RegResult:
+    """OpenCV SIFT keypoints, brute-force 2-NN matching with Lowe's ratio test, and
+    ``cv2.estimateAffine2D(fixed_points, moving_points, method=RANSAC)``.
+
+    Fitting from fixed to moving points gives the pull matrix (``params``, ``N,2,3`` in pixels,
+    mapping a fixed pixel to where it samples the moving image). With fewer than 3 matches, or
+    when RANSAC fails, the pair gets the identity and ``extras["ok"]`` is False for it.
+    """
+    import cv2
+
+    check_pair("moving", moving, "fixed", fixed)
+    if not 0 < ratio <= 1:
+        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+    check_positive("threshold", threshold)
+    check_positive("max_iters", max_iters, integer=True)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    check_positive("n_features", n_features, integer=True, allow_zero=True)
+    h, w = moving.shape[-2:]
+    mats, ok, n_inliers, seconds = [], [], [], 0.0
+    sift = cv2.SIFT_create(nfeatures=n_features)
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    for m, f in zip(_grey_numpy(moving), _grey_numpy(fixed)):
+        t0 = time.perf_counter()
+        kf, df = sift.detectAndCompute(_to_uint8(f), None)
+        km, dm = sift.detectAndCompute(_to_uint8(m), None)
+        mat, inl = None, None
+        if df is not None and dm is not None and len(kf) >= 2 and len(km) >= 2:
+            good = [a for a, b in matcher.knnMatch(df, dm, k=2) if a.distance < ratio * b.distance]
+            if len(good) >= 3:
+                src = np.float32([kf[g.queryIdx].pt for g in good])
+                dst = np.float32([km[g.trainIdx].pt for g in good])
+                mat, inl = cv2.estimateAffine2D(
+                    src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold, maxIters=max_iters,
+                    confidence=confidence,
+                )
+        seconds += time.perf_counter() - t0
+        ok.append(mat is not None)
+        n_inliers.append(int(inl.sum()) if inl is not None else 0)
+        mats.append(mat if mat is not None else np.eye(2, 3))
+    theta = torch.from_numpy(np.stack(mats).astype(np.float32))
+    disp = spatial.affine_to_disp(theta, (h, w)).to(moving.device)
+    warped = spatial.warp(moving.float(), disp)
+    return RegResult(
+        warped=warped, disp=disp, params=theta.to(moving.device),
+        extras={"seconds": seconds, "ok": ok, "inliers": n_inliers},
+    )
