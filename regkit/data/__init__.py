@@ -1,0 +1,24 @@
+"""Data sets of registration pairs: MNIST / Fashion-MNIST, FIRE-Reg-256, HPatches-Reg-256.
+
+Every set is a :class:`~regkit.data.pairs.PairDataset` of dicts with ``moving`` and ``fixed``
+float32 ``(1, H, W)`` in [0, 1], plus the ground truth its source knows (``disp`` in pixels as
+a pull field on the fixed grid, ``landmarks_moving`` / ``landmarks_fixed`` in pixels (x, y),
+masks, ``label``, ``frame``). Same seed, same data. Batch items with :func:`collate_pairs`.
+"""
+
+from .download import download, extract, sha256sum
+from .idx import read_idx
+from .mnist import DataNotFoundError, load_images, mnist_pairs
+from .pairs import PairDataset, collate_pairs
+
+__all__ = [
+    "mnist_pairs",
+    "load_images",
+    "DataNotFoundError",
+    "PairDataset",
+    "collate_pairs",
+    "read_idx",
+    "download",
+    "extract",
+    "sha256sum",
+]
