@@ -35,10 +35,12 @@ moving image whose content sits 3 px to the right of the fixed one must give ``d
 Example
 -------
 >>> import torch, regkit
->>> fixed = torch.rand(1, 1, 32, 32)
->>> res = regkit.register(fixed, fixed, method="cv2_farneback")
->>> float(res.disp.abs().max()) < 1e-3
-True
+>>> yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+>>> blob = lambda cx: torch.exp(-((xx - cx) ** 2 + (yy - 32) ** 2) / 100)[None, None]
+>>> fixed, moving = blob(30.0), blob(32.0)          # the moving blob sits 2 px to the right
+>>> res = regkit.register(moving, fixed, method="skimage_tvl1")
+>>> round(float(res.disp[0, 0, 32, 30]), 1)          # so the fixed centre reads 2 px to the right
+2.0
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ def ants_syn(
     flow_sigma: float = 3.0,
     total_sigma: float = 0.0,
     grad_step: float = 0.2,
-    seed: int = 0,
+    seed: int | None = 0,
     return_inverse: bool = False,
 ) -> RegResult:
     """ANTsPy ``ants.registration(fixed, moving, type_of_transform="SyNOnly")``.
@@ -170,8 +172,10 @@ def ants_syn(
         ANTs' ``reg_iterations``, coarse to fine (ANTsPy's default ``(40, 20, 0)``).
     flow_sigma, total_sigma, grad_step : float
         ANTs' update-field and total-field smoothing (voxels) and gradient step.
-    seed : int
-        ANTs' ``random_seed`` (Mattes samples randomly).
+    seed : int or None
+        ANTs' ``--random-seed`` (Mattes samples randomly). ANTsPy reads the seed only from
+        ``ants.config``, so it is set there for the duration of the call and restored after.
+        ANTs' thread count follows ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``.
     return_inverse : bool
         Also return the inverse field as ``extras["inverse_disp"]`` (same conventions).
 
@@ -191,37 +195,55 @@ def ants_syn(
     iterations = tuple(int(i) for i in iterations)
     if not iterations or any(i < 0 for i in iterations) or sum(iterations) == 0:
         raise ValueError(f"iterations must be non-negative integers with a positive sum, got {iterations}")
+    if seed is not None:
+        check_positive("seed", seed, integer=True, allow_zero=True)
     fields, inverses, seconds = [], [], 0.0
-    for m, f in zip(_grey_numpy(moving), _grey_numpy(fixed)):
-        with tempfile.TemporaryDirectory(prefix="regkit_ants_") as tmp:
-            t0 = time.perf_counter()
-            out = ants.registration(
-                ants.from_numpy(f), ants.from_numpy(m), type_of_transform="SyNOnly", initial_transform="Identity",
-                outprefix=os.path.join(tmp, "reg_"), syn_metric=metric, reg_iterations=iterations,
-                flow_sigma=float(flow_sigma), total_sigma=float(total_sigma), grad_step=float(grad_step),
-                random_seed=int(seed),
+    saved_seed = ants.config._random_seed
+    try:
+        ants.config._random_seed = seed
+        for m, f in zip(_grey_numpy(moving), _grey_numpy(fixed)):
+            fields_i, inverse_i, dt = _ants_syn_pair(
+                ants, m, f, metric, iterations, flow_sigma, total_sigma, grad_step, return_inverse
             )
-            seconds += time.perf_counter() - t0
-            try:
-                warps = [p for p in out["fwdtransforms"] if p.endswith(".nii.gz")]
-                affines = [p for p in out["fwdtransforms"] if p.endswith(".mat")]
-                for p in affines:
-                    tx = ants.read_transform(p)
-                    if not np.allclose(tx.parameters, [1, 0, 0, 1, 0, 0], atol=1e-6):
-                        raise RuntimeError(f"ANTs returned a non-identity affine stage {tx.parameters}")
-                if len(warps) != 1:
-                    raise RuntimeError(f"expected one forward warp from ANTs, got {out['fwdtransforms']}")
-                w = ants.image_read(warps[0]).numpy()  # H,W,2: (axis-0 = y, axis-1 = x)
-                fields.append(np.stack((w[..., 1], w[..., 0])))
-                if return_inverse:
-                    inv = ants.image_read([p for p in out["invtransforms"] if p.endswith(".nii.gz")][0]).numpy()
-                    inverses.append(np.stack((inv[..., 1], inv[..., 0])))
-            finally:
-                _remove_files(list(out["fwdtransforms"]) + list(out["invtransforms"]))
+            fields.append(fields_i)
+            inverses.append(inverse_i)
+            seconds += dt
+    finally:
+        ants.config._random_seed = saved_seed
     extras = {}
     if return_inverse:
         extras["inverse_disp"] = torch.from_numpy(np.stack(inverses).astype(np.float32)).to(moving.device)
     return _result(moving, fields, seconds, **extras)
+
+
+def _ants_syn_pair(ants, m, f, metric, iterations, flow_sigma, total_sigma, grad_step, return_inverse):
+    """One pair through ``ants.registration``; returns ((2,H,W) x-y field, inverse or None, seconds)."""
+    inverse = None
+    with tempfile.TemporaryDirectory(prefix="regkit_ants_") as tmp:
+        t0 = time.perf_counter()
+        out = ants.registration(
+            ants.from_numpy(f), ants.from_numpy(m), type_of_transform="SyNOnly", initial_transform="Identity",
+            outprefix=os.path.join(tmp, "reg_"), syn_metric=metric, reg_iterations=iterations,
+            flow_sigma=float(flow_sigma), total_sigma=float(total_sigma), grad_step=float(grad_step),
+        )
+        seconds = time.perf_counter() - t0
+        try:
+            warps = [p for p in out["fwdtransforms"] if p.endswith(".nii.gz")]
+            for p in out["fwdtransforms"]:
+                if p.endswith(".mat"):
+                    tx = ants.read_transform(p)
+                    if not np.allclose(tx.parameters, [1, 0, 0, 1, 0, 0], atol=1e-6):
+                        raise RuntimeError(f"ANTs returned a non-identity affine stage {tx.parameters}")
+            if len(warps) != 1:
+                raise RuntimeError(f"expected one forward warp from ANTs, got {out['fwdtransforms']}")
+            w = ants.image_read(warps[0]).numpy()  # H,W,2: component 0 along rows (y), 1 along columns (x)
+            field = np.stack((w[..., 1], w[..., 0]))
+            if return_inverse:
+                inv = ants.image_read([p for p in out["invtransforms"] if p.endswith(".nii.gz")][0]).numpy()
+                inverse = np.stack((inv[..., 1], inv[..., 0]))
+        finally:
+            _remove_files(list(out["fwdtransforms"]) + list(out["invtransforms"]))
+    return field, inverse, seconds
 
 
 # ---------------------------------------------------------------------------------- scikit-image
