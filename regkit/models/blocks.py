@@ -1,0 +1,208 @@
+r"""Building blocks shared by the learned registration models.
+
+Conv blocks, a 2x nearest upsampler, padding to a size a network can take, a cubic B-spline
+field upsampler (DIRNet's free-form deformation), and the plumbing that every model's registered
+method shares (:func:`as_model`, :func:`run_model`).
+
+Convention
+----------
+- Feature maps are ``N,C,H,W``; displacement fields are ``N,2,H,W`` in pixels (x then y).
+- Nothing here resamples images: image warps and field resizes go through :mod:`regkit.spatial`.
+  :func:`upsample2` repeats pixels (what 2x nearest interpolation does, exactly) and
+  :func:`bspline_upsample` evaluates a spline basis with two matrix products.
+
+Example
+-------
+>>> import torch
+>>> x = torch.arange(4.).view(1, 1, 2, 2)
+>>> upsample2(x)[0, 0]
+tensor([[0., 0., 1., 1.],
+        [0., 0., 1., 1.],
+        [2., 2., 3., 3.],
+        [2., 2., 3., 3.]])
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._checks import check_disp, check_pair, check_positive, check_size
+from ..registry import RegResult
+
+__all__ = [
+    "ConvBlock",
+    "upsample2",
+    "pad_to_multiple",
+    "crop_to",
+    "bspline_basis",
+    "bspline_upsample",
+    "count_parameters",
+    "as_model",
+    "run_model",
+]
+
+
+class ConvBlock(nn.Module):
+    """``conv k x k (stride s) -> [norm] -> activation`` (LeakyReLU(0.2) by default, as in VoxelMorph)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, norm: str | None = None,
+                 act: str = "leaky"):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+        if norm is None:
+            self.norm = nn.Identity()
+        elif norm == "batch":
+            self.norm = nn.BatchNorm2d(cout)
+        elif norm == "instance":
+            self.norm = nn.InstanceNorm2d(cout)
+        else:
+            raise ValueError(f"norm must be None, 'batch' or 'instance', got {norm!r}")
+        acts = {"leaky": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU, "relu": nn.ReLU, "gelu": nn.GELU}
+        if act not in acts:
+            raise ValueError(f"act must be one of {sorted(acts)}, got {act!r}")
+        self.act = acts[act]()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+def upsample2(x: Tensor) -> Tensor:
+    """2x nearest-neighbour upsampling of ``N,C,H,W`` by repeating pixels (no interpolation call)."""
+    return x.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Pad ``N,C,H,W`` at the bottom/right, replicating the border, to the next multiple of ``multiple``.
+
+    Returns the padded tensor and the original ``(H, W)`` (for :func:`crop_to`). Replicating the
+    border matches the ``padding="border"`` convention of :func:`regkit.spatial.warp`.
+
+    >>> y, hw = pad_to_multiple(torch.zeros(1, 1, 28, 30), 16)
+    >>> tuple(y.shape), hw
+    ((1, 1, 32, 32), (28, 30))
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return x, (h, w)
+
+
+def crop_to(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Undo :func:`pad_to_multiple`: keep the top-left ``size``."""
+    return x[..., : size[0], : size[1]]
+
+
+def _bspline3(t: Tensor) -> Tensor:
+    """Uniform cubic B-spline kernel, support (-2, 2), partition of unity."""
+    a = t.abs()
+    return torch.where(
+        a < 1, (4 - 6 * a**2 + 3 * a**3) / 6, torch.where(a < 2, (2 - a) ** 3 / 6, torch.zeros_like(a))
+    )
+
+
+@lru_cache(maxsize=32)
+def _basis_cached(n_points: int, n_ctrl: int, dtype: torch.dtype) -> Tensor:
+    spacing = (n_points - 1) / (n_ctrl - 3)
+    x = torch.arange(n_points, dtype=torch.float64)[:, None]
+    pos = (torch.arange(n_ctrl, dtype=torch.float64)[None, :] - 1) * spacing
+    return _bspline3((x - pos) / spacing).to(dtype)
+
+
+def bspline_basis(n_points: int, n_ctrl: int, device=None, dtype=torch.float32) -> Tensor:
+    r"""Cubic B-spline weights ``n_points x n_ctrl`` of control points spanning ``n_points`` pixels.
+
+    Control point ``j`` sits at pixel :math:`(j - 1)\,s` with spacing :math:`s = (n_p - 1)/(n_c - 3)`:
+    the first and last lie one spacing outside the image, so every pixel has its four supporting
+    control points. Each row sums to one (a constant control grid gives the same constant field).
+
+    >>> B = bspline_basis(9, 6)
+    >>> tuple(B.shape), bool(torch.allclose(B.sum(1), torch.ones(9)))
+    ((9, 6), True)
+    """
+    check_positive("n_points", n_points, integer=True)
+    check_positive("n_ctrl", n_ctrl, integer=True)
+    if n_points < 2 or n_ctrl < 4:
+        raise ValueError(f"need n_points >= 2 and n_ctrl >= 4, got {n_points} and {n_ctrl}")
+    return _basis_cached(n_points, n_ctrl, dtype).to(device if device is not None else "cpu")
+
+
+def bspline_upsample(control: Tensor, size) -> Tensor:
+    r"""Dense displacement ``N,2,H,W`` from a cubic B-spline control grid ``N,2,n_y,n_x`` (free-form deformation).
+
+    :math:`u(x, y) = \sum_{i,j} B_i(y)\,c_{ij}\,B_j(x)` with the bases of :func:`bspline_basis`
+    (control points spanning the image with one extra ring outside). Control values are
+    displacements in pixels of the output grid. The field is :math:`C^2`-smooth, and because a
+    cubic B-spline *approximates* its control points, a constant grid gives exactly that constant
+    field but single control points are smoothed out. Runs in float32 under autocast.
+
+    Convention: ``control`` channel 0 = x, channel 1 = y, as every displacement in regkit.
+
+    >>> c = torch.zeros(1, 2, 6, 6); c[:, 0] = 1.5
+    >>> u = bspline_upsample(c, (16, 16))
+    >>> tuple(u.shape), bool(torch.allclose(u[:, 0], torch.full((1, 16, 16), 1.5)))
+    ((1, 2, 16, 16), True)
+    """
+    check_disp("control", control)
+    h, w = check_size("size", size)
+    by = bspline_basis(h, control.shape[-2], control.device)
+    bx = bspline_basis(w, control.shape[-1], control.device)
+    with torch.autocast(device_type=control.device.type, enabled=False):
+        return torch.einsum("hi,ncij,wj->nchw", by, control.float(), bx)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of ``model``.
+
+    >>> count_parameters(nn.Linear(3, 2))
+    8
+    """
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def as_model(model, cls, device) -> nn.Module:
+    """Turn the ``model=`` argument of a registered method into a module of class ``cls``.
+
+    ``model`` is a trained module, or the path of a :class:`regkit.train.Trainer` checkpoint
+    (``last.pt``), which records the model's constructor arguments (``model_config``) so that the
+    architecture can be rebuilt before its weights are loaded (``weights_only=True``).
+    """
+    if model is None:
+        raise ValueError(
+            f"model must be a trained {cls.__name__} or the path of its checkpoint: train one with "
+            f"regkit.train.Trainer(regkit.models.{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}(...)).fit(...), "
+            f"then call register(moving, fixed, method=..., model=trainer.model) or model='checkpoints/last.pt'"
+        )
+    if isinstance(model, (str, os.PathLike)):
+        from ..train import load_checkpoint
+
+        state = load_checkpoint(model, map_location=device)
+        config = state.get("model_config") if isinstance(state, dict) else None
+        if not config:
+            raise ValueError(f"checkpoint {os.fspath(model)!r} has no model_config; build the model and use regkit.train.load_model")
+        net = cls(**config)
+        net.load_state_dict(state["model"])
+        return net.to(device)
+    if not isinstance(model, cls):
+        raise TypeError(f"model must be a {cls.__name__} (or a checkpoint path), got {type(model).__name__}")
+    return model
+
+
+@torch.no_grad()
+def run_model(model: nn.Module, moving: Tensor, fixed: Tensor) -> RegResult:
+    """Run a trained model in eval mode on ``(moving, fixed)`` (its device must be theirs), then restore its mode."""
+    check_pair("moving", moving, "fixed", fixed)
+    device = next(model.parameters()).device
+    if device != moving.device:
+        raise ValueError(f"model is on {device} but moving and fixed are on {moving.device}; move one of them")
+    was_training = model.training
+    model.eval()
+    try:
+        return model(moving, fixed)
+    finally:
+        model.train(was_training)
