@@ -86,7 +86,7 @@ def test_parameter_count_near_paper():
     no_gpe = count_parameters(GPERegNet(gpe=False))
     assert full - no_gpe == count_parameters(GPE())  # the ablation removes exactly the GPE module
     # the frame table grows with T; nothing else does
-    assert count_parameters(GPERegNet(num_frames=64)) - full == 32 * 64
+    assert count_parameters(GPERegNet(num_frames=160)) - full == 32 * 64
 
 
 # ------------------------------------------------------------- the appearance code is global

@@ -29,11 +29,13 @@ choices, all arguments of :class:`GPERegNet` with these defaults:
 
 - scene-encoder widths ``(32, 64, 128, 248)`` with two residual blocks at the bottleneck and
   stride-2 residual blocks for downsampling, chosen so that the whole model has about the
-  paper's 3.40 M parameters (3.41 M with ``num_frames=32``);
+  paper's 3.40 M parameters (3.42 M with ``num_frames=128``);
 - appearance-encoder widths ``(16, 32, 64, 128)``, 3x3 kernels, LeakyReLU(0.2), no
   normalisation (normalising would erase the statistics it must capture), FC 128-128-32;
-- GPE: frame table ``T = num_frames = 32``, sliding window ``window = 4`` preceding frames,
-  4 attention heads, fusion MLP 192-128-64, scale ``alpha = 0.1`` (a fixed hyper-parameter);
+- GPE: frame table ``T = num_frames = 128`` (every window of a FIRE pair, at most 11 x 11 = 121
+  in our cut, has its own row; the offline proxy has 9 per pair), sliding window
+  ``window = 4`` preceding frames, 4 attention heads, fusion MLP 192-128-64, scale
+  ``alpha = 0.1`` (a fixed hyper-parameter);
 - past ``T`` frames the learned embedding is *clamped* to its last row (frame ``T - 1``), while
   the sinusoidal encoding and the cross-frame attention keep working at any index (see
   :class:`GPE`);
@@ -332,7 +334,7 @@ class GPE(nn.Module):
     """
 
     def __init__(
-        self, channels: int = 64, num_frames: int = 32, window: int = 4, heads: int = 4,
+        self, channels: int = 64, num_frames: int = 128, window: int = 4, heads: int = 4,
         hidden: int = 128, alpha: float = 0.1,
     ):
         super().__init__()
@@ -436,7 +438,7 @@ class GPERegNet(nn.Module):
         code_dim: int = 32,
         bottleneck: int = 2,
         gpe: bool = True,
-        num_frames: int = 32,
+        num_frames: int = 128,
         window: int = 4,
         heads: int = 4,
         alpha: float = 0.1,
