@@ -48,9 +48,6 @@ Example
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -58,8 +55,9 @@ from torch import Tensor
 from .. import spatial
 from .._checks import check_disp, check_pair, check_positive
 from ..registry import RegResult, method
+from ._common import gaussian_blur, grey, image_gradient
 
-__all__ = ["syn", "invert_disp", "inverse_consistency_error", "gaussian_smooth"]
+__all__ = ["syn", "invert_disp", "inverse_consistency_error"]
 
 METRICS = ("cc", "mse")
 _EPS = 1e-5  # floor of the local variances (flat patches give no force instead of NaN)
@@ -68,37 +66,6 @@ _EPS = 1e-5  # floor of the local variances (flat patches give no force instead 
 # ----------------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=32)
-def _kernel(sigma: float, device: torch.device) -> Tensor:
-    radius = max(1, int(math.ceil(3.0 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return (k / k.sum()).float().to(device)
-
-
-def gaussian_smooth(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian smoothing of every channel of ``x`` (``N,C,H,W``), replicate padding.
-
-    ``sigma`` is in pixels; ``sigma == 0`` returns ``x`` unchanged. Used for images before
-    shrinking and for displacement fields (fluid and diffusion regularisation).
-
-    >>> x = torch.zeros(1, 2, 9, 9); x[..., 4, 4] = 1.0
-    >>> y = gaussian_smooth(x, 1.0)
-    >>> round(float(y.sum()), 4), y.argmax().item() == x.argmax().item()
-    (2.0, True)
-    """
-    check_positive("sigma", sigma, allow_zero=True)
-    if sigma == 0:
-        return x
-    k = _kernel(float(sigma), x.device)
-    r = (k.numel() - 1) // 2
-    n, c, h, w = x.shape
-    y = x.float().reshape(n * c, 1, h, w)
-    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-    return y.reshape(n, c, h, w)
 
 
 def _pull(x: Tensor, u: Tensor) -> Tensor:
@@ -164,12 +131,6 @@ def inverse_consistency_error(forward: Tensor, inverse: Tensor) -> Tensor:
     return 0.5 * (errors[0] + errors[1])
 
 
-def _image_gradient(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Central-difference gradient (x, then y) of ``N,C,H,W`` images, one-sided at the border."""
-    gy, gx = torch.gradient(x, dim=(2, 3))
-    return gx, gy
-
-
 def _box_mean(x: Tensor, radius: int) -> Tensor:
     """Mean over a ``(2r+1)^2`` box, counting only the pixels inside the image.
 
@@ -183,14 +144,16 @@ def _box_mean(x: Tensor, radius: int) -> Tensor:
 def _forces(fh: Tensor, mh: Tensor, metric: str, radius: int) -> tuple[Tensor, Tensor, Tensor]:
     """Ascent directions for the fixed half and the moving half, and the similarity per pair.
 
+    ``fh`` and ``mh`` are the grey middle images ``N,1,H,W``.
+
     Returns ``(force_f, force_m, similarity)``: displacements ``N,2,H,W`` on the middle grid that
     increase the similarity when composed onto ``u_f`` and ``u_m``, and ``N`` similarities
     (mean local CC, or minus the MSE).
     """
     if metric == "cc":
-        c = fh.shape[1]
         mean = _box_mean(torch.cat((fh, mh, fh * fh, mh * mh, fh * mh), 1), radius)
-        mf, mm, ff, mm2, fm = mean.split(c, dim=1)
+        mf, mm, ff, mm2, fm = mean.unbind(1)
+        mf, mm, ff, mm2, fm = (t[:, None] for t in (mf, mm, ff, mm2, fm))
         sff = (ff - mf * mf).clamp_min(_EPS)
         smm = (mm2 - mm * mm).clamp_min(_EPS)
         sfm = fm - mf * mm
@@ -203,16 +166,12 @@ def _forces(fh: Tensor, mh: Tensor, metric: str, radius: int) -> tuple[Tensor, T
         d_f = mh - fh
         d_m = fh - mh
         sim = -((fh - mh) ** 2).flatten(1).mean(1)
-    gfx, gfy = _image_gradient(fh)
-    gmx, gmy = _image_gradient(mh)
-    force_f = torch.stack(((d_f * gfx).sum(1), (d_f * gfy).sum(1)), 1)
-    force_m = torch.stack(((d_m * gmx).sum(1), (d_m * gmy).sum(1)), 1)
-    return force_f, force_m, sim
+    return d_f * image_gradient(fh), d_m * image_gradient(mh), sim
 
 
 def _scaled_step(force: Tensor, flow_sigma: float, grad_step: float) -> Tensor:
     """Fluid step: smooth the force, then scale each pair's largest vector to ``grad_step`` px."""
-    step = gaussian_smooth(force, flow_sigma)
+    step = gaussian_blur(force, flow_sigma)
     # (squared norms by hand: ``Tensor.norm(dim=1)`` is several times slower on CPU)
     peak = (step * step).sum(1).flatten(1).amax(1).sqrt().view(-1, 1, 1, 1)
     return step * (grad_step / peak.clamp_min(1e-12)) * (peak > 1e-12)
@@ -291,7 +250,7 @@ def syn(
     Parameters
     ----------
     moving, fixed : Tensor ``N,C,H,W`` float in [0, 1]
-        Same shape and device; channels are summed in the forces.
+        Same shape and device; the forces use the channel mean (grey), the output warps every channel.
     metric : {"cc", "mse"}
         Local cross-correlation over a ``(2 radius + 1)^2`` box (ANTs' ``CC``) or mean squares.
     radius : int
@@ -341,12 +300,13 @@ def _syn(mov, fix, metric, radius, iterations, shrink_factors, smoothing_sigmas,
          inverse_iterations) -> RegResult:
     n, _, h, w = fix.shape
     device = fix.device
+    grey_pair = torch.cat((grey(fix), grey(mov)))  # the forces use grey images; the output warps all channels
     # The two halves travel as one batch of 2N: [fixed half; moving half].
     fields = None  # (halves, their inverses), each 2N,2,h,w on the current level's grid
     history = []
     for its, factor, sigma in zip(iterations, shrink_factors, smoothing_sigmas):
         size = _level_size(h, w, factor)
-        images = gaussian_smooth(torch.cat((fix, mov)), sigma)
+        images = gaussian_blur(grey_pair, sigma)
         if size != (h, w):
             images = spatial.resize_image(images, size)
         if fields is None:
@@ -363,7 +323,7 @@ def _syn(mov, fix, metric, radius, iterations, shrink_factors, smoothing_sigmas,
             step = _scaled_step(torch.cat((force_f, force_m)), flow_sigma, grad_step)
             halves = _compose(halves, step)
             if total_sigma > 0:
-                halves = gaussian_smooth(halves, total_sigma)
+                halves = gaussian_blur(halves, total_sigma)
             # the inverse of u∘(id+d) is (-d)∘(id+v) to first order; then refine by fixed point
             inverses = _invert(halves, _compose(-step, inverses), inverse_iterations)
         fields = (halves, inverses)
