@@ -530,6 +530,9 @@ class Trainer:
     config : TrainConfig, optional
     device : str or torch.device, optional
         Default :func:`regkit.default_device`; under ``torchrun`` on CUDA, ``cuda:LOCAL_RANK``.
+    collate_fn : callable, optional
+        Batches a list of sample dicts; default :func:`regkit.data.collate_pairs` (stacks
+        tensors of equal shape, keeps ragged values such as landmark lists as lists).
 
     Attributes
     ----------
@@ -545,13 +548,17 @@ class Trainer:
     and lets only rank 0 write checkpoints and logs.
     """
 
-    def __init__(self, model: nn.Module, objective=None, config: TrainConfig | None = None, device=None):
+    def __init__(self, model: nn.Module, objective=None, config: TrainConfig | None = None, device=None,
+                 collate_fn: Callable | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if objective is None:
             objective = RegistrationObjective()
         if not callable(objective):
             raise TypeError(f"objective must be callable as objective(model, batch), got {type(objective).__name__}")
+        if collate_fn is None:
+            from .data.pairs import collate_pairs as collate_fn
+        self.collate_fn = collate_fn
         self.config = config if config is not None else TrainConfig()
         if not isinstance(self.config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(self.config).__name__}")
@@ -637,7 +644,7 @@ class Trainer:
             sampler = _StridedSampler(len(dataset), self.rank, self.world_size)
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch * 2 + (0 if train else 1))
         return DataLoader(
-            dataset, batch_size=bs, sampler=sampler, num_workers=cfg.num_workers, generator=g,
+            dataset, batch_size=bs, sampler=sampler, num_workers=cfg.num_workers, generator=g, collate_fn=self.collate_fn,
             worker_init_fn=_seed_worker if cfg.num_workers else None, drop_last=train and cfg.drop_last,
             pin_memory=self.device.type == "cuda", persistent_workers=False,
         )
