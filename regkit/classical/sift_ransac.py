@@ -67,7 +67,7 @@ def detect(image: Tensor, n_features: int = 0, contrast_threshold: float = 0.04)
     out = []
     for a in image.detach().float().mean(1).cpu().numpy():
         kps, desc = sift.detectAndCompute(_to_uint8(a), None)
-        pts = np.float32([k.pt for k in kps]).reshape(-1, 2)
+        pts = cv2.KeyPoint_convert(kps).reshape(-1, 2) if kps else np.zeros((0, 2), np.float32)
         desc = np.zeros((0, 128), np.float32) if desc is None else desc.astype(np.float32)
         out.append((torch.from_numpy(pts).to(image.device), torch.from_numpy(desc).to(image.device)))
     return out
@@ -249,8 +249,8 @@ def sift_ransac(
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
     h, w = fixed.shape[-2:]
-    feats_f = detect(fixed, n_features)
-    feats_m = detect(moving, n_features)
+    feats = detect(torch.cat((fixed, moving)), n_features)  # one detector object for the batch
+    feats_f, feats_m = feats[: fixed.shape[0]], feats[fixed.shape[0] :]
     thetas, points, inlier_masks, ok = [], [], [], []
     eye = torch.eye(2, 3, device=fixed.device)
     for (pf, df), (pm, dm) in zip(feats_f, feats_m):
