@@ -6,7 +6,12 @@ a pull field on the fixed grid, ``landmarks_moving`` / ``landmarks_fixed`` in pi
 masks, ``label``, ``frame``). Same seed, same data. Batch items with :func:`collate_pairs`.
 """
 
+from . import appearance, calibration, fundus
+from .calibration import PAPER_UNREGISTERED, unregistered_row
 from .download import download, extract, sha256sum
+from .fire import download_fire, fire_pairs, fire_reg256
+from .fundus import retina_photo, synth_fundus
+from .hpatches import hpatches_reg256, synth_texture
 from .idx import read_idx
 from .mnist import DataNotFoundError, load_images, mnist_pairs
 from .pairs import PairDataset, collate_pairs
@@ -14,6 +19,15 @@ from .pairs import PairDataset, collate_pairs
 __all__ = [
     "mnist_pairs",
     "load_images",
+    "fire_reg256",
+    "fire_pairs",
+    "download_fire",
+    "hpatches_reg256",
+    "synth_fundus",
+    "retina_photo",
+    "synth_texture",
+    "unregistered_row",
+    "PAPER_UNREGISTERED",
     "DataNotFoundError",
     "PairDataset",
     "collate_pairs",
@@ -21,4 +35,7 @@ __all__ = [
     "download",
     "extract",
     "sha256sum",
+    "appearance",
+    "calibration",
+    "fundus",
 ]
