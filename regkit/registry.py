@@ -59,8 +59,8 @@ class _Method:
 
 
 _METHODS: dict[str, _Method] = {}
-# Modules that register methods when imported; later parts of the library append to this list.
-_PROVIDERS: list[str] = []
+# Packages whose import registers their methods.
+_PROVIDERS: list[str] = ["regkit.classical", "regkit.models"]
 _loaded = False
 
 
