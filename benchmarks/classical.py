@@ -43,121 +43,23 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import regkit  # noqa: E402
-from regkit import metrics, spatial  # noqa: E402
+from regkit.classical.crosscheck import compare, load_dataset, verdict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: (ours, reference, data sets, extra keyword arguments for the reference)
+#: (ours, reference, data sets, timing repeats per pair: the fastest run counts)
 COMPARISONS = [
-    ("sift_ransac", "cv2_affine", ("affine", "fire_proxy")),
-    ("horn_schunck", "skimage_tvl1", ("smooth", "fire_proxy")),
-    ("horn_schunck", "cv2_farneback", ("smooth", "fire_proxy")),
-    ("demons", "sitk_demons", ("smooth", "fire_proxy")),
-    ("syn", "ants_syn", ("smooth", "fire_proxy")),
+    ("sift_ransac", "cv2_affine", ("affine", "fire_proxy"), 5),
+    ("horn_schunck", "skimage_tvl1", ("smooth", "fire_proxy"), 1),
+    ("horn_schunck", "cv2_farneback", ("smooth", "fire_proxy"), 3),
+    ("demons", "sitk_demons", ("smooth", "fire_proxy"), 1),
+    ("syn", "ants_syn", ("smooth", "fire_proxy"), 1),
 ]
-
-IMAGES = ("retina", "camera", "brick", "moon")
-
-
-def scikit_images(size=(256, 256)) -> torch.Tensor:
-    """The real pictures scikit-image ships, grey, resized (anti-aliased) to ``size``: ``4,1,H,W``."""
-    from skimage import color, data
-
-    out = []
-    for name in IMAGES:
-        a = getattr(data, name)()
-        a = color.rgb2gray(a) if a.ndim == 3 else a / 255.0
-        t = torch.from_numpy(np.asarray(a, np.float32))[None, None]
-        out.append(spatial.resize_image(t, size, antialias=True).clamp(0, 1))
-    return torch.cat(out)
-
-
-def synthetic_pairs(kind: str, n: int, seed: int, size=(256, 256)):
-    """``n`` seeded pairs ``(moving, fixed, true_disp)``: fixed = warp(moving, true_disp)."""
-    g = torch.Generator().manual_seed(seed)
-    pics = scikit_images(size)
-    moving = pics[torch.arange(n) % len(pics)]
-    if kind == "smooth":
-        disp = spatial.random_smooth_disp(n, size, max_disp=6.0, generator=g)
-    elif kind == "affine":
-        theta = spatial.random_affine(n, size, rotation=15.0, scale=0.1, shear=5.0, translation=10.0, generator=g)
-        disp = spatial.affine_to_disp(theta, size)
-    else:
-        raise ValueError(f"kind must be 'smooth' or 'affine', got {kind!r}")
-    return moving, spatial.warp(moving, disp), disp
-
-
-def fire_proxy_pairs(n: int, seed: int):
-    from regkit.data.fire import fire_reg256
-
-    ds = fire_reg256("test", source="proxy", seed=seed, limit=n)
-    items = [ds[i] for i in range(len(ds))]
-    return tuple(torch.stack([it[k] for it in items]) for k in ("moving", "fixed", "disp"))
-
-
-def load_dataset(name: str, n: int, seed: int):
-    if name == "fire_proxy":
-        return fire_proxy_pairs(n, seed)
-    return synthetic_pairs(name, n, seed)
-
-
-def pair_metrics(result, fixed, true_disp) -> dict:
-    """EPE and MSE over the valid region, folding fraction; one value per pair."""
-    valid = spatial.inside_mask(true_disp)
-    err = (result.disp - true_disp).norm(dim=1, keepdim=True)
-    epe = (err * valid).flatten(1).sum(1) / valid.flatten(1).sum(1)
-    return {
-        "epe": epe,
-        "mse": metrics.mse(result.warped, fixed, mask=valid),
-        "folding": metrics.folding_fraction(result.disp),
-    }
-
-
-def compare(ours: str, ref: str, moving, fixed, true_disp) -> dict:
-    """Run both methods pair by pair, interleaved (ours first on even pairs, the reference first
-    on odd ones); return mean metrics and total seconds of each."""
-    rows = {ours: [], ref: []}
-    seconds = {ours: 0.0, ref: 0.0}
-    for i in range(moving.shape[0]):
-        order = (ours, ref) if i % 2 == 0 else (ref, ours)
-        for name in order:
-            t0 = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                res = regkit.register(moving[i : i + 1], fixed[i : i + 1], method=name)
-            seconds[name] += time.perf_counter() - t0
-            rows[name].append(pair_metrics(res, fixed[i : i + 1], true_disp[i : i + 1]))
-    out = {}
-    for name in (ours, ref):
-        m = {k: torch.cat([r[k] for r in rows[name]]) for k in ("epe", "mse", "folding")}
-        out[name] = {
-            "epe": float(m["epe"].mean()),
-            "epe_median": float(m["epe"].median()),
-            "mse": float(m["mse"].mean()),
-            "folding": float(m["folding"].mean()),
-            "seconds_per_pair": seconds[name] / moving.shape[0],
-        }
-    return out
-
-
-def verdict(o: dict, r: dict, tol: float = 0.10) -> dict:
-    """Targets: EPE and MSE within ``tol`` of the reference or better; time no worse."""
-    return {
-        "epe_ok": o["epe"] <= (1 + tol) * r["epe"],
-        "mse_ok": o["mse"] <= (1 + tol) * r["mse"],
-        "time_ok": o["seconds_per_pair"] <= r["seconds_per_pair"],
-        "epe_ratio": o["epe"] / max(r["epe"], 1e-12),
-        "mse_ratio": o["mse"] / max(r["mse"], 1e-12),
-        "time_ratio": o["seconds_per_pair"] / r["seconds_per_pair"],
-    }
-
 
 def gpu_throughput(ours: str, moving, fixed, batch: int) -> float | None:
     """Pairs per second of ``ours`` on CUDA, batches of ``batch`` (None without CUDA)."""
@@ -217,7 +119,7 @@ def run(pairs: int, seed: int = 0, comparisons=COMPARISONS, gpu_batch: int = 64,
     t_start = time.perf_counter()
     data = {}
     rows = []
-    for ours, ref, sets in comparisons:
+    for ours, ref, sets, repeats in comparisons:
         if ours not in available or ref not in available:
             log(f"skip {ours} vs {ref}: not registered")
             continue
@@ -225,8 +127,8 @@ def run(pairs: int, seed: int = 0, comparisons=COMPARISONS, gpu_batch: int = 64,
             if ds not in data:
                 data[ds] = load_dataset(ds, pairs, seed)
             moving, fixed, true = data[ds]
-            res = compare(ours, ref, moving, fixed, true)
-            row = {"ours": ours, "reference": ref, "dataset": ds, "pairs": int(moving.shape[0]),
+            res = compare(ours, ref, moving, fixed, true, repeats=repeats)
+            row = {"ours": ours, "reference": ref, "dataset": ds, "pairs": int(moving.shape[0]), "repeats": repeats,
                    "metrics": res, **verdict(res[ours], res[ref])}
             tp = gpu_throughput(ours, moving, fixed, gpu_batch)
             if tp is not None:

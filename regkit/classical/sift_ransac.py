@@ -169,16 +169,22 @@ def ransac_affine(
         k = min(chunk, hypotheses - drawn)
         drawn += k
         idx = torch.randint(m, (k, 3), generator=generator).to(dev)
-        xs = s1[idx]  # k,3,3
-        # twice the sample triangle's area in px^2: rejects repeated or collinear draws
-        ok = torch.linalg.det(xs).abs() > 1.0
+        p, q = s[idx], d[idx]  # k,3,2 each
+        # closed-form 3-point affine: [q2-q1, q3-q1] = A [p2-p1, p3-p1], t = q1 - A p1
+        dp, dq = p[:, 1:] - p[:, :1], q[:, 1:] - q[:, :1]  # k,2,2 (rows: the two edge vectors)
+        det = dp[:, 0, 0] * dp[:, 1, 1] - dp[:, 0, 1] * dp[:, 1, 0]
+        ok = det.abs() > 1.0  # twice the triangle's area in px^2: rejects repeated or collinear draws
         if not bool(ok.any()):
             continue
-        sol = torch.linalg.solve(xs[ok], d[idx[ok]])  # k',3,2 with [x y 1] @ sol = dst
-        err = (s1[None] @ sol - d[None]).norm(dim=-1)  # k',M
-        inl = err < threshold
+        dp, dq, det, p, q = dp[ok], dq[ok], det[ok], p[ok], q[ok]
+        inv = torch.stack((torch.stack((dp[:, 1, 1], -dp[:, 0, 1]), -1), torch.stack((-dp[:, 1, 0], dp[:, 0, 0]), -1)), -2)
+        lin = dq.transpose(1, 2) @ (inv / det[:, None, None]).transpose(1, 2)  # k',2,2
+        t = q[:, 0] - (lin @ p[:, 0, :, None])[..., 0]
+        sol = torch.cat((lin.transpose(1, 2), t[:, None]), 1)  # k',3,2 with [x y 1] @ sol = dst
+        err2 = ((s1[None] @ sol - d[None]) ** 2).sum(-1)  # k',M squared residuals
+        inl = err2 < threshold**2
         # Most inliers; among equals, the smallest summed squared error (MSAC-style tie break).
-        score = inl.sum(1).double() * threshold**2 - torch.where(inl, err * err, 0.0).sum(1) / (m + 1)
+        score = inl.sum(1).double() * threshold**2 - torch.where(inl, err2, 0.0).sum(1) / (m + 1)
         i = int(score.argmax())
         if float(score[i]) > best_score:
             best_score, best_theta, best_inl = float(score[i]), sol[i], inl[i]
@@ -196,7 +202,7 @@ def ransac_affine(
             break
         theta = _fit_affine(src, dst, inliers)
         pred = src.float() @ theta[:, :2].T + theta[:, 2]
-        new = (pred - dst.float()).norm(dim=1) < threshold
+        new = ((pred - dst.float()) ** 2).sum(1) < threshold**2
         if int(new.sum()) < 3:
             break
         inliers = new
