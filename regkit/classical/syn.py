@@ -48,6 +48,8 @@ Example
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -133,11 +135,30 @@ def inverse_consistency_error(forward: Tensor, inverse: Tensor) -> Tensor:
 def _box_mean(x: Tensor, radius: int) -> Tensor:
     """Mean over a ``(2r+1)^2`` box, counting only the pixels inside the image.
 
-    Done as two 1-D passes (the count of inside pixels is separable too), which is faster.
+    Two 1-D passes of shifted sums over a zero-padded copy, divided by the (separable) number of
+    inside pixels: the same as ``avg_pool2d(..., count_include_pad=False)`` and several times
+    faster on the CPU for small radii.
     """
+    h, w = x.shape[-2:]
     k = 2 * radius + 1
-    x = F.avg_pool2d(x, (1, k), stride=1, padding=(0, radius), count_include_pad=False)
-    return F.avg_pool2d(x, (k, 1), stride=1, padding=(radius, 0), count_include_pad=False)
+    p = F.pad(x, (radius, radius, 0, 0))
+    s = p[..., :, 0:w]
+    for i in range(1, k):
+        s = s + p[..., :, i : i + w]
+    p = F.pad(s, (0, 0, radius, radius))
+    s = p[..., 0:h, :]
+    for i in range(1, k):
+        s = s + p[..., i : i + h, :]
+    return s / _box_count(h, w, radius, x.device)
+
+
+@lru_cache(maxsize=16)
+def _box_count(h: int, w: int, radius: int, device: torch.device) -> Tensor:
+    def inside(n):
+        j = torch.arange(n)
+        return ((j + radius).clamp(max=n - 1) - (j - radius).clamp(min=0) + 1).float()
+
+    return (inside(h)[:, None] * inside(w)[None, :]).to(device)
 
 
 def _forces(fh: Tensor, mh: Tensor, metric: str, radius: int, eps: float) -> tuple[Tensor, Tensor, Tensor]:
