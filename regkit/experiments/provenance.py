@@ -1,0 +1,134 @@
+"""Provenance of a results file: what ran, where, with which code, and how long it took.
+
+Every results file written by ``python -m regkit reproduce <table>`` carries a ``provenance``
+block, so that a number in the book can be traced back to the code and the machine that made it.
+
+Example
+-------
+>>> p = collect(table="demo", profile="quick", seed=0, wall_time_s=1.5)
+>>> sorted(p)[:4]
+['command', 'created_utc', 'device', 'device_type']
+>>> p["profile"], p["seed"], p["wall_time_s"]
+('quick', 0, 1.5)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["collect", "git_revision", "device_name", "versions", "write_json", "read_json", "REPO_ROOT"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The folder that holds the ``regkit`` package (the repository root in a checkout)."""
+
+
+def git_revision(root: os.PathLike | str = REPO_ROOT) -> dict:
+    """``{"commit": <40 hex>, "dirty": bool}`` of the checkout at ``root``, or ``commit=None`` outside git.
+
+    ``dirty`` is true when tracked files differ from the commit (untracked files are ignored).
+    """
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=True).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}
+
+
+def device_name(device: torch.device | str | None = None) -> str:
+    """A readable name of the device: the GPU's model, or the CPU's (with its core count)."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu} ({torch.get_num_threads()} threads)"
+
+
+def versions() -> dict:
+    """Versions of Python, the platform and the libraries a result depends on."""
+    from .. import __version__
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "regkit": __version__,
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+    }
+
+
+def collect(*, table: str, profile: str, seed: int, wall_time_s: float, device=None, command: str | None = None) -> dict:
+    """The provenance block: table, profile, seed, device, git revision, versions, wall time, time stamp, command."""
+    return {
+        "table": table,
+        "profile": profile,
+        "seed": int(seed),
+        "device": device_name(device),
+        "device_type": torch.device(device).type if device is not None else "cpu",
+        "git_revision": git_revision(),
+        "versions": versions(),
+        "wall_time_s": round(float(wall_time_s), 3),
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": command,
+    }
+
+
+def _finite(obj):
+    """Replace NaN/inf by None so that the file is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_json(data: dict, path: os.PathLike | str) -> Path:
+    """Write ``data`` as strict JSON atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def read_json(path: os.PathLike | str) -> dict | None:
+    """The results file at ``path``, or ``None`` when it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        return json.load(f)
