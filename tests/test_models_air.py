@@ -5,7 +5,7 @@ import torch
 
 import regkit
 from regkit import spatial
-from regkit.models.air import AiR, MAPTAiR, build, patchify
+from regkit.models.air import AiR, MAPTAiR, attention_image, build, patchify
 from regkit.smooth_dice import SMOOTH_DICE_SIGMA, smooth_dice
 
 
@@ -57,6 +57,17 @@ def test_patchify_is_row_major():
     p = patchify(x, 2)
     assert p.shape == (1, 4, 8)
     assert p[0, 1].tolist() == [2.0, 3.0, 6.0, 7.0, 18.0, 19.0, 22.0, 23.0]
+
+
+def test_attention_image_paints_one_query_row():
+    model = _randomise_head(AiR(size=(16, 16), patch_size=4))
+    res = model(*_pair(1, 16), return_attention=True)
+    cross = res.extras["attention"]["cross"][0]
+    img = attention_image(cross, (1, 2), 4, (16, 16))
+    assert img.shape == (1, 1, 16, 16)
+    torch.testing.assert_close(img[0, 0, ::4, ::4].flatten(), cross[0, 6])
+    with pytest.raises(ValueError, match="query"):
+        attention_image(cross, 16, 4, (16, 16))
 
 
 # -- attention over the right axis ----------------------------------------------------------------

@@ -117,6 +117,7 @@ def write_json(data: dict, path: os.PathLike | str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a results file is meant to be read
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

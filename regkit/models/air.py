@@ -59,7 +59,7 @@ from .._checks import check_pair, check_positive, check_size
 from ..registry import RegResult, method
 from .blocks import as_model
 
-__all__ = ["AiR", "MAPTAiR", "build", "patchify", "ATTENTION_AXES", "AIR_DEFAULTS", "MAPT_DEFAULTS"]
+__all__ = ["AiR", "MAPTAiR", "build", "patchify", "attention_image", "ATTENTION_AXES", "AIR_DEFAULTS", "MAPT_DEFAULTS"]
 
 ATTENTION_AXES = ("patches", "batch")
 """``"patches"``: attention across the patches of one image (correct). ``"batch"``: the pitfall,
@@ -84,6 +84,31 @@ def patchify(image: Tensor, patch_size: int) -> Tensor:
         raise ValueError(f"image size {(h, w)} must be divisible by patch_size={p}")
     x = image.reshape(n, c, h // p, p, w // p, p)
     return x.permute(0, 2, 4, 1, 3, 5).reshape(n, (h // p) * (w // p), c * p * p)
+
+
+def attention_image(weights: Tensor, query, patch_size: int, size) -> Tensor:
+    """Where one query patch looks: its row of an attention matrix as an image ``N,1,H,W``.
+
+    ``weights`` is ``N,L,L`` (e.g. ``extras["attention"]["cross"][0]``: moving queries over fixed
+    keys); ``query`` is the query patch ``(row, col)`` on the patch grid or a token index. Each key
+    patch is painted with its weight (nearest-neighbour upsampling), so the image sums to
+    ``patch_size**2`` times the row's sum (1).
+
+    >>> w = torch.softmax(torch.randn(1, 16, 16), -1)
+    >>> img = attention_image(w, (1, 2), 4, (16, 16))
+    >>> tuple(img.shape), round(float(img.sum()) / 16, 4)
+    ((1, 1, 16, 16), 1.0)
+    """
+    h, w = check_size("size", size)
+    grid = (h // patch_size, w // patch_size)
+    if weights.ndim != 3 or weights.shape[-1] != grid[0] * grid[1]:
+        raise ValueError(f"weights must be N,L,{grid[0] * grid[1]} for size {(h, w)} and patch_size {patch_size}, "
+                         f"got {tuple(weights.shape)}")
+    token = query[0] * grid[1] + query[1] if isinstance(query, (tuple, list)) else int(query)
+    if not 0 <= token < weights.shape[1]:
+        raise ValueError(f"query must name one of the {weights.shape[1]} query patches, got {query!r}")
+    row = weights[:, token].reshape(-1, 1, *grid).float()
+    return spatial.resize_image(row, (h, w), mode="nearest")
 
 
 class _Attention(nn.Module):
