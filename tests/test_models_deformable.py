@@ -136,3 +136,14 @@ def test_seeded_smoke_training_lowers_the_loss(name):
     assert last["loss"] < 0.8 * first["loss"], (first["loss"], last["loss"])
     assert last["val_mse"] < 0.85 * first["val_mse"], (first["val_mse"], last["val_mse"])
     assert last["val_folding"] < 0.01
+
+
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_one_bf16_autocast_step(name):
+    # What runs on CUDA under amp="auto"; on the CPU, bf16 autocast exercises the same casts.
+    regkit.seed_everything(0)
+    cfg = TrainConfig(epochs=1, batch_size=2, amp="bf16", progress=False, log=False, metrics=("mse", "folding"))
+    trainer = Trainer(FACTORIES[name](), RegistrationObjective("lncc", "bending", 0.1), cfg, device="cpu")
+    hist = trainer.fit(pairs(2), pairs(2, seed=1))
+    assert trainer.amp_dtype is torch.bfloat16
+    assert all(v == v for v in hist[0].values())  # no NaNs
