@@ -59,7 +59,6 @@ calibrated so that the unregistered test row matches the paper's Table 1 (see
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import OrderedDict
 from pathlib import Path

@@ -125,7 +125,7 @@ def _draw_vessels(size, paths):
         blurred = F.conv2d(F.conv2d(line[None, None], kx.view(1, 1, 1, -1), padding=(0, r)),
                            kx.view(1, 1, -1, 1), padding=(r, 0))[0, 0]
         strength = min(1.0, 0.45 + 0.2 * float(np.median(w[sel])))
-        prof = torch.maximum(prof, (blurred / kx.sum()).clamp(max=1.0) * strength / 1.0)
+        prof = torch.maximum(prof, (blurred / kx.sum()).clamp(max=1.0) * strength)
     peak = prof.amax().clamp_min(1e-6)
     return prof, (prof > 0.5 * min(float(peak), 0.45))
 
