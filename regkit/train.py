@@ -326,6 +326,20 @@ class PairDataset(Dataset):
                 raise ValueError(f"{key} must be N,C,H,W, got shape {tuple(tensors[key].shape)}")
         self.tensors = tensors
 
+    @classmethod
+    def from_dataset(cls, dataset, keys=("moving", "fixed"), limit: int | None = None) -> "PairDataset":
+        """Read ``dataset`` (items are dicts of tensors) once into memory, keeping ``keys``.
+
+        Lazy data sets that synthesise every item on access (the FIRE and HPatches proxies) are
+        then generated once instead of once per epoch.
+        """
+        n = len(dataset) if limit is None else min(limit, len(dataset))
+        items = [dataset[i] for i in range(n)]
+        missing = [k for k in keys if k not in items[0]] if items else []
+        if missing:
+            raise ValueError(f"dataset items have no keys {missing}; they have {sorted(items[0])}")
+        return cls({k: torch.stack([item[k] for item in items]) for k in keys})
+
     def __len__(self) -> int:
         return self.tensors["moving"].shape[0]
 
