@@ -19,9 +19,20 @@ def check_tensor(name: str, x, *, ndim: int | None = None, floating: bool = True
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
     if floating and not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+    if x.is_floating_point() and not _all_finite(x):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
+
+
+def _all_finite(x: Tensor) -> bool:
+    """True if no element is NaN or infinite.
+
+    For float16/bfloat16/float32 a float64 sum is used: it cannot overflow for finite inputs, any
+    NaN or infinity makes it non-finite, and it is several times faster than ``isfinite(x).all()``.
+    """
+    if x.dtype == torch.float64:
+        return bool(torch.isfinite(x).all())
+    return bool(torch.isfinite(x.sum(dtype=torch.float64)))
 
 
 def check_image(name: str, x) -> Tensor:

@@ -24,6 +24,8 @@ def _nan_image():
         (lambda: spatial.warp(IMG, torch.zeros(1, 2, 8, 8)), ValueError, "disp must match the image"),
         (lambda: spatial.warp(IMG, torch.zeros(2, 2, 16, 16)), ValueError, "disp must match the image"),
         (lambda: spatial.warp(_nan_image(), DISP), ValueError, "image contains NaN"),
+        (lambda: spatial.warp(IMG, torch.full_like(DISP, float("inf"))), ValueError, "disp contains NaN or infinite"),
+        (lambda: spatial.warp(IMG.double(), -torch.full_like(DISP, float("inf"))), ValueError, "disp contains NaN"),
         (lambda: spatial.warp((IMG * 255).to(torch.uint8), DISP), TypeError, "image must be a floating-point"),
         (lambda: spatial.warp(IMG.numpy(), DISP), TypeError, "image must be a torch.Tensor"),
         (lambda: spatial.warp(IMG, DISP, mode="cubic"), ValueError, "mode must be one of"),
