@@ -188,3 +188,20 @@ def test_metric_probe_rows():
     assert names[0] == "fixed shifted 2 px" and "flat image at the fixed mean" in names
     flat = rows[names.index("flat image at the fixed mean")]
     assert flat["dice_vessels"] == 0.0 and abs(flat["ncc"]) < 1e-6
+
+
+def test_estimate_shift_and_shift_test():
+    g = torch.Generator().manual_seed(0)
+    a = spatial.resize_image(torch.rand(2, 1, 8, 8, generator=g), (40, 40), mode="bicubic")
+    assert C.estimate_shift(a, torch.roll(a, (1, 3), (2, 3)), 4).tolist() == [[3, 1], [3, 1]]
+    batch = next(C.iter_batches(toy_items(2, 1), batch_size=2))
+    torch.manual_seed(0)
+    net = GPERegNet(scene_widths=(8, 8, 8, 8), appearance_widths=(8, 8, 8, 8), scene_channels=8, num_frames=4)
+    specs = list(C.CONTROLS) + [C.MethodSpec("GPEReg-Net", "gpereg", {"model": net}, frame=True)]
+    rows = {r["label"]: r for r in C.shift_test(specs, batch, shift=(3, 2))}
+    assert rows["Fixed image (upper bound)"]["followed"] == [3.0, 2.0]
+    assert rows["Fixed image (upper bound)"]["followed_fraction"] == 1.0
+    for label in ("Unregistered", "Appearance transfer (histogram)", "GPEReg-Net"):
+        assert rows[label]["followed"] == [0.0, 0.0], label
+    with pytest.raises(ValueError, match="shift"):
+        C.shift_test(specs, batch, shift=(0, 0))

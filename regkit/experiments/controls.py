@@ -21,6 +21,12 @@ Shuffled-fixed test (:func:`shuffled_pairing`)
     geometry with the right appearance. A method that only borrows appearance then loses
     (almost) nothing at all.
 
+Moved-fixed test (:func:`shift_test`)
+    Move the fixed image by a few pixels and register again: the output of a method that
+    registers moves with it; the output of a method that only borrows appearance stays where
+    the moving image put it. The shift of the output is read off by cross-correlation
+    (:func:`estimate_shift`).
+
 Structural alignment
     - vessel-mask Dice: the output and the fixed image are segmented with the same simple
       vesselness threshold (:func:`vessel_mask`), and so is the moving image; Dice(output, fixed)
@@ -73,6 +79,8 @@ __all__ = [
     "score_pairs",
     "does_it_register",
     "metric_probe",
+    "estimate_shift",
+    "shift_test",
     "VESSEL_RADIUS",
     "VESSEL_FRACTION",
 ]
@@ -539,4 +547,71 @@ def metric_probe(moving: Tensor, fixed: Tensor, shifts: Sequence[float] = (2.0, 
             "ncc": float(metrics.ncc(img, fixed).mean()),
             "dice_vessels": float(metrics.dice(vessel_mask(img, fov), seg_f).mean()),
         })
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Moved-fixed test
+# ----------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def estimate_shift(a: Tensor, b: Tensor, max_shift: int = 8) -> Tensor:
+    """Integer shift ``d = (dx, dy)`` (pixels, ``N,2``) with ``b(p) ≈ a(p - d)``: how far the content of
+    ``b`` lies from that of ``a``, by the best NCC over the central crop, ``|dx|, |dy| <= max_shift``.
+
+    >>> a = torch.rand(1, 1, 32, 32)
+    >>> estimate_shift(a, torch.roll(a, (2, -3), (2, 3)), 4).tolist()
+    [[-3, 2]]
+    """
+    check_pair("a", a, "b", b)
+    check_positive("max_shift", max_shift, integer=True)
+    h, w = a.shape[-2:]
+    k = max_shift
+    if min(h, w) <= 2 * k + 2:
+        raise ValueError(f"a and b must be larger than 2 * max_shift + 2 = {2 * k + 2} px, got {(h, w)}")
+    core = b[..., k : h - k, k : w - k].float()
+    best = torch.full((a.shape[0],), -2.0, device=a.device)
+    arg = torch.zeros(a.shape[0], 2, dtype=torch.long, device=a.device)
+    for dy in range(-k, k + 1):
+        for dx in range(-k, k + 1):
+            cand = a[..., k - dy : h - k - dy, k - dx : w - k - dx].float()
+            score = metrics.ncc(cand, core)
+            better = score > best
+            best = torch.where(better, score, best)
+            arg[better] = torch.tensor([dx, dy], device=a.device)
+    return arg
+
+
+def shift_test(specs: Sequence[MethodSpec], batch: Mapping, shift=(4, 0), max_shift: int | None = None) -> list[dict]:
+    """Move the fixed image by ``shift = (sx, sy)`` pixels and see whether each output follows.
+
+    The fixed image's content is moved by ``shift`` (a pull warp by ``-shift`` with border
+    padding); each spec registers the same moving images to the original and to the moved fixed
+    images, and :func:`estimate_shift` measures how far the second output lies from the first.
+    Returns one dict per spec: ``label``, ``shift`` (applied), ``followed`` (mean measured
+    ``[dx, dy]``) and ``followed_fraction`` (mean of the measured shift projected on the applied
+    one, divided by its length: 1 follows fully, 0 not at all).
+    """
+    sx, sy = (float(v) for v in shift)
+    length = math.hypot(sx, sy)
+    if length == 0:
+        raise ValueError("shift must move the fixed image, got (0, 0)")
+    k = max_shift if max_shift is not None else int(math.ceil(max(abs(sx), abs(sy)))) + 2
+    fixed = batch["fixed"].float()
+    u = torch.zeros(fixed.shape[0], 2, *fixed.shape[-2:], device=fixed.device)
+    u[:, 0], u[:, 1] = -sx, -sy
+    moved = spatial.warp(fixed, u)
+    rows = []
+    for spec in specs:
+        outs = []
+        for fx in (fixed, moved):
+            model = spec.params.get("model")
+            if hasattr(model, "reset_cache"):
+                model.reset_cache()
+            outs.append(run_method(spec, batch, fixed=fx).warped.float())
+        d = estimate_shift(outs[0], outs[1], k).float()
+        frac = (d[:, 0] * sx + d[:, 1] * sy) / length**2
+        rows.append({"label": spec.label, "shift": [sx, sy], "followed": d.mean(0).tolist(),
+                     "followed_fraction": float(frac.mean())})
     return rows
