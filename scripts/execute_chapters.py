@@ -1,0 +1,40 @@
+"""Execute chapters in the quick profile and save them with their outputs.
+
+    .venv/bin/python scripts/execute_chapters.py book/03_features_ransac.ipynb [...]
+
+Each chapter runs in its own folder (as nbval runs it), on the ``python3`` kernel, with
+``REGKIT_PROFILE=quick`` and without ``MPLBACKEND`` (which would break inline figures). Widget
+state is not stored: the built book shows the static sliders and needs none of it.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+
+def execute(path: Path) -> float:
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    client = NotebookClient(
+        nb, timeout=1800, kernel_name="python3", store_widget_state=False,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()
+    nb.metadata.pop("widgets", None)
+    nbformat.write(nb, path)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    os.environ["REGKIT_PROFILE"] = "quick"
+    os.environ.pop("MPLBACKEND", None)
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    for arg in sys.argv[1:]:
+        seconds = execute(Path(arg))
+        size = Path(arg).stat().st_size / 1e6
+        print(f"{arg}: {seconds:.0f} s, {size:.2f} MB")
