@@ -30,11 +30,13 @@ from torch import Tensor
 from ._checks import check_disp, check_mask, check_pair, check_positive, check_tensor
 from .spatial import jacobian_determinant, sample_points
 
-__all__ = ["mse", "psnr", "ssim", "ncc", "dice", "soft_dice", "tre", "folding_fraction"]
+__all__ = ["mse", "psnr", "ssim", "ncc", "dice", "soft_dice", "smooth_dice", "tre", "folding_fraction"]
 
 _NCC_EPS = 1e-12
 SOFT_DICE_EPS = 1e-6
 """Smoothing constant of :func:`soft_dice`, added to numerator and denominator."""
+SMOOTH_DICE_SIGMA = 1.5
+"""Gaussian width (pixels) of :func:`smooth_dice`, calibrated on unregistered MNIST pairs."""
 
 
 def _float(*xs: Tensor):
@@ -81,12 +83,17 @@ def _gaussian_1d(sigma: float, truncate: float) -> Tensor:
     return (k / k.sum()).float()
 
 
-def _gaussian_filter_valid(x: Tensor, kernel: Tensor) -> Tensor:
-    """Separable Gaussian filter without padding ("valid"), per channel: N,C,H,W -> N,C,H-2r,W-2r."""
+def _gaussian_filter(x: Tensor, kernel: Tensor, same: bool = False) -> Tensor:
+    """Separable Gaussian filter per channel.
+
+    ``same=False``: no padding ("valid"), ``N,C,H,W -> N,C,H-2r,W-2r``; ``same=True``: zero
+    padding, same size.
+    """
     c = x.shape[1]
     k = kernel.to(x.device)
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    r = (k.numel() - 1) // 2 if same else 0
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, r), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(r, 0), groups=c)
 
 
 @torch.no_grad()
@@ -122,7 +129,7 @@ def ssim(
     with torch.autocast(device_type=a.device.type, enabled=False):
         a, b = _float(a, b)
         c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-        stats = _gaussian_filter_valid(torch.cat((a, b, a * a, b * b, a * b), 1), kernel)
+        stats = _gaussian_filter(torch.cat((a, b, a * a, b * b, a * b), 1), kernel)
         mu_a, mu_b, aa, bb, ab = stats.chunk(5, dim=1)
         var_a, var_b, cov = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
         smap = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
@@ -194,6 +201,48 @@ def soft_dice(a: Tensor, b: Tensor, mask: Tensor | None = None, eps: float = SOF
         a, b = a * mask, b * mask
     num = 2 * (a * b).flatten(1).sum(1) + eps
     return num / (a.flatten(1).sum(1) + b.flatten(1).sum(1) + eps)
+
+
+@torch.no_grad()
+def smooth_dice(a: Tensor, b: Tensor, sigma: float = SMOOTH_DICE_SIGMA) -> Tensor:
+    r"""Smooth Dice per pair: the overlap score of the AiR paper's Table 1, as regkit defines it.
+
+    The AiR paper reports a "Smooth DICE" on MNIST intensity images without defining it. Ours is
+    the squared-denominator soft Dice (Milletari et al.'s V-Net form) of the two images after a
+    Gaussian blur of width :math:`\sigma` (zero padding, truncated at 3.5 sigma):
+
+    .. math::
+
+        \mathrm{SmoothDice}(a, b) = \frac{2 \langle G_\sigma * a,\; G_\sigma * b \rangle}
+                                         {\lVert G_\sigma * a \rVert^2 + \lVert G_\sigma * b \rVert^2}
+
+    - It is 1 for identical images and falls towards 0 as the strokes stop overlapping; two black
+      images score 1. ``sigma=0`` gives the unblurred V-Net Dice.
+    - Without the blur, two thin strokes a pixel apart do not overlap at all; the blur makes the
+      score tolerant to misalignments of about :math:`\sigma` pixels, hence "smooth".
+    - The squared denominator makes it invariant to a common intensity scale and to zero padding.
+
+    :data:`SMOOTH_DICE_SIGMA` = 1.5 px is *calibrated*, not derived: it is the round value for
+    which the unregistered MNIST test pairs (our 80/20 split, seed 0) score about the paper's
+    0.756. Because of this calibration the unregistered row cannot confirm the definition; only the
+    registered rows, scored with the same sigma, say something.
+
+    >>> x = torch.zeros(1, 1, 16, 16); x[..., 6:10, 6:10] = 1
+    >>> smooth_dice(x, x)
+    tensor([1.])
+    >>> bool(smooth_dice(x, x.roll(1, -1)) > smooth_dice(x, x.roll(3, -1)))
+    True
+    """
+    check_pair("a", a, "b", b)
+    check_positive("sigma", sigma, allow_zero=True)
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        a, b = _float(a, b)
+        if sigma > 0:
+            kernel = _gaussian_1d(float(sigma), 3.5)
+            a, b = _gaussian_filter(a, kernel, same=True), _gaussian_filter(b, kernel, same=True)
+        num = 2 * (a * b).flatten(1).sum(1)
+        den = (a * a).flatten(1).sum(1) + (b * b).flatten(1).sum(1)
+        return torch.where(den > _NCC_EPS, num / den.clamp_min(_NCC_EPS), torch.ones_like(den))
 
 
 @torch.no_grad()

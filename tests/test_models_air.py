@@ -6,7 +6,7 @@ import torch
 import regkit
 from regkit import spatial
 from regkit.models.air import AiR, MAPTAiR, attention_image, build, patchify
-from regkit.smooth_dice import SMOOTH_DICE_SIGMA, smooth_dice
+from regkit.metrics import SMOOTH_DICE_SIGMA, smooth_dice
 
 
 def _pair(n=2, size=32, seed=0):

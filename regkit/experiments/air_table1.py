@@ -13,7 +13,7 @@ dropout 0.5. Our choices (the paper states none of them): 28 x 28 digits zero-pa
 (:func:`regkit.data.mnist_pairs`), patch size 2 for AiR-single and (2, 4, 8) for MAPT-AiR,
 loss MSE + 0.01 x diffusion regulariser of the dense field (pixels), batch size 32, constant
 learning rate, no gradient clipping, 60 epochs in the full profile (batch size 16 in the quick one), and Smooth Dice as defined in
-:mod:`regkit.smooth_dice`. Means and standard deviations (``n - 1``) are over the test pairs,
+:func:`regkit.metrics.smooth_dice`. Means and standard deviations (``n - 1``) are over the test pairs,
 evaluated in batches of :data:`EVAL_BATCH` pairs.
 
 The quick profile keeps every code path but trains each model for :data:`QUICK_STEPS` steps on
@@ -33,7 +33,7 @@ from torch import nn
 from .. import metrics
 from ..registry import register
 from ..runtime import by_profile, seed_everything
-from ..smooth_dice import SMOOTH_DICE_SIGMA, smooth_dice
+from ..metrics import SMOOTH_DICE_SIGMA, smooth_dice
 from .cli import table
 
 __all__ = [
