@@ -47,7 +47,7 @@ def test_gradient_of_mse_through_warp_points_downhill():
     moving = spatial.warp(fixed, torch.full((1, 2, 32, 32), 1.5))
     disp = torch.zeros(1, 2, 32, 32, requires_grad=True)
     opt = torch.optim.Adam([disp], lr=0.1)
-    start = float(losses.mse_loss(spatial.warp(moving, disp), fixed))
+    start = float(losses.mse_loss(spatial.warp(moving, disp.detach()), fixed))
     for _ in range(30):
         opt.zero_grad()
         loss = losses.mse_loss(spatial.warp(moving, disp), fixed) + 0.1 * losses.diffusion_loss(disp)
