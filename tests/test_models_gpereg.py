@@ -62,6 +62,20 @@ def test_shapes_and_range():
     assert 0 <= float(out.min()) and float(out.max()) <= 1
 
 
+def test_mixed_precision():
+    """Under autocast the output image and the loss are float32; the GPE cache works in bf16."""
+    torch.manual_seed(0)
+    net, obj = small_net(), GPERegObjective()
+    batch = toy_pairs(4, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _, res = obj(net, batch)
+        net.eval()
+        streamed = net(batch["moving"], batch["fixed"], frame=batch["frame"]).warped
+    assert loss.dtype == res.warped.dtype == streamed.dtype == torch.float32
+    assert net.gpe.cache.frames.tolist() == [0, 1, 2, 3][-net.gpe.window:]
+    loss.backward()
+
+
 def test_bad_inputs():
     net = small_net()
     x = torch.rand(2, 1, 16, 16)

@@ -216,8 +216,17 @@ class AdaINConvBlock(nn.Module):
         return self.act(self.adain(self.conv(x), code))
 
 
+def _to_image(head: nn.Module, x: Tensor) -> Tensor:
+    """The last 1x1 convolution and the sigmoid, in float32 even under autocast (the output is an image)."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return torch.sigmoid(head(x.float()))
+
+
 class ImageDecoder(nn.Module):
-    """Scene map + appearance code -> image: AdaIN-conv blocks (64, 32, 16 channels), 1x1 conv, sigmoid."""
+    """Scene map + appearance code -> image: AdaIN-conv blocks (64, 32, 16 channels), 1x1 conv, sigmoid.
+
+    The last convolution and the sigmoid run in float32, also under autocast.
+    """
 
     def __init__(self, in_channels: int = 64, code_dim: int = 32, widths=(64, 32, 16), out_channels: int = 1):
         super().__init__()
@@ -232,7 +241,7 @@ class ImageDecoder(nn.Module):
         x = scene
         for block in self.blocks:
             x = block(x, code)
-        return torch.sigmoid(self.out(x))
+        return _to_image(self.out, x)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from .gpereg import (
     AdaINConvBlock,
     AppearanceEncoder,
     SceneEncoder,
+    _to_image,
     normalised_scene_distance,
     run_deformation_free,
 )
@@ -79,7 +80,8 @@ class AdaINResBlock(nn.Module):
 
 
 class SASDecoder(nn.Module):
-    """``res_blocks`` AdaIN residual blocks at the scene width, then AdaIN-conv blocks, 1x1 conv, sigmoid."""
+    """``res_blocks`` AdaIN residual blocks at the scene width, then AdaIN-conv blocks, 1x1 conv, sigmoid
+    (the last two in float32, also under autocast)."""
 
     def __init__(self, in_channels: int = 64, code_dim: int = 32, res_blocks: int = 2, widths=(32, 16), out_channels: int = 1):
         super().__init__()
@@ -97,7 +99,7 @@ class SASDecoder(nn.Module):
             x = block(x, code)
         for block in self.blocks:
             x = block(x, code)
-        return torch.sigmoid(self.out(x))
+        return _to_image(self.out, x)
 
 
 class SASNet(nn.Module):
