@@ -63,7 +63,7 @@ from torch import Tensor
 from .. import spatial
 from .._checks import check_pair, check_positive
 from ..registry import RegResult, method
-from .blocks import ConvBlock, as_model, count_parameters
+from .blocks import ConvBlock, as_model
 
 __all__ = [
     "ResBlock",
