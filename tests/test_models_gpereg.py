@@ -157,6 +157,41 @@ def test_gpe_window_in_batch():
     torch.testing.assert_close(gpe.context(scene, frames), base)  # nor reads it
 
 
+def test_gpe_keeps_sequences_apart():
+    """Frames of another sequence are never neighbours, in a batch or in the cache."""
+    gpe = _gpe(window=2).train()
+    scene = torch.randn(6, 16, 4, 4)
+    frames = torch.tensor([0, 1, 2, 0, 1, 2])
+    seqs = torch.tensor([7, 7, 7, 9, 9, 9])
+    base = gpe.context(scene, frames, seqs)
+    other = scene.clone()
+    other[0] = torch.randn(16, 4, 4) * 3  # frame 0 of sequence 7
+    changed = (gpe.context(other, frames, seqs) - base).abs().amax(1) > 1e-6
+    assert changed.tolist() == [True, True, True, False, False, False]
+    gpe.eval()
+    with torch.no_grad():
+        gpe.context(scene[:3], frames[:3], seqs[:3])  # stream sequence 7, then start sequence 9
+        after = gpe.context(scene[3:5], frames[3:5], seqs[3:5])
+        gpe.reset_cache()
+        fresh = gpe.context(scene[3:5], frames[3:5], seqs[3:5])
+    torch.testing.assert_close(after, fresh)
+    assert gpe.cache.sequences.tolist() == [9, 9]
+
+
+def test_sequence_ids():
+    net = small_net().eval()
+    x, y = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        a = net(x, y, frame=torch.tensor([0, 1]), sequence=["S01", "S01"]).warped
+        net.reset_cache()
+        b = net(x, y, frame=torch.tensor([0, 1]), sequence=torch.tensor([3, 3])).warped
+    torch.testing.assert_close(a, b)  # the ids only group frames; their values do not matter
+    with pytest.raises(ValueError, match="sequence"):
+        net(x, y, frame=torch.tensor([0, 1]), sequence=torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="sequence"):
+        net(x, y, sequence=["a"])
+
+
 def test_gpe_sequence_start_attends_to_itself_only():
     gpe = _gpe(window=3).eval()
     alone = GPE(channels=16, num_frames=8, window=0, heads=2, hidden=32).eval()

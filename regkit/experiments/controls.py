@@ -296,7 +296,8 @@ class MethodSpec:
     params : dict
         Keyword arguments of the method (e.g. ``{"model": trained_net}``).
     frame : bool
-        Pass the pair's ``frame`` index (GPEReg-Net's temporal context).
+        Pass the pair's ``frame`` index and its ``sequence`` (the batch's ``pair``, the image pair
+        it was cut from): GPEReg-Net's temporal context.
     """
 
     label: str
@@ -383,6 +384,8 @@ def run_method(spec: MethodSpec, batch: Mapping, fixed: Tensor | None = None) ->
     params = dict(spec.params)
     if spec.frame and "frame" in batch:
         params["frame"] = batch["frame"]
+        if "pair" in batch:
+            params["sequence"] = batch["pair"]
     return register(batch["moving"], fx, method=spec.method, **params)
 
 

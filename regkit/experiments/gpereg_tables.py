@@ -27,8 +27,9 @@ efficiency table at batch 1. Our choices (the paper states none of them or they 
 - the classical rows run with each method's defaults;
 - the data come from :func:`regkit.data.fire.fire_reg256` (``source="auto"``: the real FIRE when
   present, else the offline proxy) and :func:`regkit.data.hpatches.hpatches_reg256`; GPEReg-Net
-  gets each FIRE patch's ``frame`` (its raster order within its image pair); HPatches pairs have
-  no order, so there every pair is a sequence start;
+  gets each FIRE patch's ``frame`` (its raster order within its image pair) and its image
+  ``pair`` as the sequence id; HPatches pairs have no order, so there every pair is a sequence
+  start;
 - training images are read once and held in memory, resized to the run's size (about 4 GB for
   the full FIRE-Reg-256 training split at 256 x 256);
 - latency: batch 1 at 256 x 256 in eval mode without gradients, after warm-up, the median of
@@ -200,24 +201,37 @@ def load_split(dataset: str, split: str, profile: str = "quick", seed: int = 0):
     raise ValueError(f"dataset must be 'fire' or 'hpatches', got {dataset!r}")
 
 
-def _materialise(data, size, keys=("moving", "fixed", "frame")) -> dict:
-    """The training tensors of a pair data set, resized to ``size`` (read once, in order)."""
+def _materialise(data, size, keys=("moving", "fixed", "frame", "pair")) -> dict:
+    """The training tensors of a pair data set, resized to ``size`` (read once, in order).
+
+    ``pair`` (which image pair a patch comes from) becomes the integer tensor ``sequence``
+    (:func:`regkit.models.gpereg._sequences` maps names to integers).
+    """
+    from ..models.gpereg import _sequences
+
     chunks: dict[str, list] = {}
     for b in iter_batches(data, 64, size=size):
         for k in keys:
-            if isinstance(b.get(k), torch.Tensor):
-                chunks.setdefault(k, []).append(b[k])
+            v = b.get(k)
+            if k == "pair" and v is not None:
+                chunks.setdefault("sequence", []).append(_sequences(v, b["moving"].shape[0], "cpu"))
+            elif isinstance(v, torch.Tensor):
+                chunks.setdefault(k, []).append(v)
     return {k: torch.cat(v) for k, v in chunks.items()}
 
 
 def train_model(name: str, train_tensors: dict, profile: str = "quick", seed: int = 0, device="cpu",
                 progress: bool | None = False, **overrides):
-    """Train ``name`` on ``train_tensors`` (``moving``, ``fixed``[, ``frame``]); return ``(model, history)``."""
+    """Train ``name`` on ``train_tensors`` (``moving``, ``fixed``, optional ``frame`` and ``sequence``).
+
+    Returns ``(model, history)``.
+    """
     from ..train import PairDataset, TrainConfig, Trainer
 
     s = settings(profile)
     model = build_model(name, profile, seed, **overrides)
-    data = {k: v for k, v in train_tensors.items() if k in ("moving", "fixed") or (k == "frame" and name == "gpereg")}
+    data = {k: v for k, v in train_tensors.items()
+            if k in ("moving", "fixed") or (k in ("frame", "sequence") and name == "gpereg")}
     cfg = TrainConfig(
         epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], weight_decay=s["weight_decay"],
         grad_clip=s["grad_clip"], amp=s["amp"], seed=seed, steps_per_epoch=s["steps_per_epoch"],

@@ -18,7 +18,9 @@ Convention
   ``RegResult(warped=output, disp=None)``, the output ``N,C,H,W`` in [0, 1] (sigmoid): there is
   no displacement to return, so nothing downstream may assume one. ``frame`` is the index of
   each pair in its sequence, an ``int`` or a long tensor ``N``; ``None`` means frame 0, a
-  sequence start with no neighbours.
+  sequence start with no neighbours. ``sequence`` (optional, one id per pair) says which
+  sequence each pair belongs to, so that frames of different sequences never attend to each
+  other.
 - The registered method ``"gpereg"`` runs a trained model the same way (eval mode, no grad).
 - The output's spatial layout comes from the moving image alone; the fixed image reaches the
   output only through the 32-number code. :mod:`regkit.experiments.controls` tests what that
@@ -54,6 +56,7 @@ Example
 from __future__ import annotations
 
 import math
+import zlib
 
 import torch
 import torch.nn as nn
@@ -269,12 +272,14 @@ def sinusoidal_encoding(frames: Tensor, dim: int) -> Tensor:
 
 
 class FrameCache:
-    """Running cache of the pooled scene features of the last ``window`` frames (detached).
+    """Running cache of the pooled scene features of recent frames, per sequence (detached, CPU).
 
-    ``update(frames, feats)`` appends a batch of frames. A batch whose smallest frame index is
-    not larger than the largest cached one starts a new sequence: the cache is cleared first.
-    Only the entries within ``window`` frames of the newest one are kept, so memory stays bounded
-    however long the sequence runs.
+    ``update(frames, feats, sequences)`` adds a batch of frames. For each sequence in the batch, a
+    smallest frame index that is not larger than the largest one cached for that sequence
+    restarts it: its cached entries are dropped first (:meth:`restart`). Afterwards only the
+    entries within ``window`` frames of their sequence's newest frame, and only the sequences of
+    the latest batch, are kept, so memory stays bounded however long a stream runs. Without
+    ``sequences`` every frame belongs to sequence 0.
 
     >>> c = FrameCache(2)
     >>> c.update(torch.tensor([0, 1, 2]), torch.zeros(3, 4)); c.frames.tolist()
@@ -290,32 +295,54 @@ class FrameCache:
 
     def reset(self) -> None:
         self.frames: Tensor = torch.zeros(0, dtype=torch.long)
+        self.sequences: Tensor = torch.zeros(0, dtype=torch.long)
         self.feats: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.frames.numel())
 
-    def starts_new_sequence(self, frames: Tensor) -> bool:
-        return len(self) > 0 and int(frames.min()) <= int(self.frames.max())
-
-    def entries(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        """Cached ``(frames M, feats M,D)`` on ``like``'s device and dtype (empty when M = 0)."""
-        if self.feats is None or len(self) == 0:
-            return (
-                torch.zeros(0, dtype=torch.long, device=like.device),
-                like.new_zeros(0, like.shape[-1]),
-            )
-        return self.frames.to(like.device), self.feats.to(device=like.device, dtype=like.dtype)
-
-    def update(self, frames: Tensor, feats: Tensor) -> None:
+    def restart(self, frames: Tensor, sequences: Tensor | None = None) -> None:
+        """Drop the cached entries of every sequence of this batch that starts again."""
+        if not len(self):
+            return
         frames = frames.detach().to("cpu", torch.long)
+        seqs = torch.zeros_like(frames) if sequences is None else sequences.detach().to("cpu", torch.long)
+        drop = torch.zeros(len(self), dtype=torch.bool)
+        for sq in seqs.unique():
+            cached = self.sequences == sq
+            if bool(cached.any()) and int(frames[seqs == sq].min()) <= int(self.frames[cached].max()):
+                drop |= cached
+        if bool(drop.any()):
+            self._keep(~drop)
+
+    def _keep(self, keep: Tensor) -> None:
+        self.frames, self.sequences = self.frames[keep], self.sequences[keep]
+        self.feats = self.feats[keep] if self.feats is not None else None
+
+    def entries(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Cached ``(frames M, sequences M, feats M,D)`` on ``like``'s device and dtype."""
+        if self.feats is None or len(self) == 0:
+            empty = torch.zeros(0, dtype=torch.long, device=like.device)
+            return empty, empty, like.new_zeros(0, like.shape[-1])
+        return (self.frames.to(like.device), self.sequences.to(like.device),
+                self.feats.to(device=like.device, dtype=like.dtype))
+
+    def update(self, frames: Tensor, feats: Tensor, sequences: Tensor | None = None) -> None:
+        frames = frames.detach().to("cpu", torch.long)
+        seqs = torch.zeros_like(frames) if sequences is None else sequences.detach().to("cpu", torch.long)
         feats = feats.detach().float().cpu()
-        if self.starts_new_sequence(frames):
-            self.reset()
-        all_frames = torch.cat((self.frames, frames)) if len(self) else frames
-        all_feats = torch.cat((self.feats, feats)) if len(self) else feats
-        keep = all_frames > int(all_frames.max()) - self.window
-        self.frames, self.feats = all_frames[keep], all_feats[keep]
+        self.restart(frames, seqs)
+        if len(self):
+            self.frames = torch.cat((self.frames, frames))
+            self.sequences = torch.cat((self.sequences, seqs))
+            self.feats = torch.cat((self.feats, feats))
+        else:
+            self.frames, self.sequences, self.feats = frames, seqs, feats
+        keep = torch.isin(self.sequences, seqs)
+        for sq in seqs.unique():
+            mine = self.sequences == sq
+            keep &= ~mine | (self.frames > int(self.frames[mine].max()) - self.window)
+        self._keep(keep)
 
 
 class GPE(nn.Module):
@@ -329,13 +356,15 @@ class GPE(nn.Module):
         \qquad s' = s + \alpha\, g
 
     with :math:`K_t` the pooled features of the frame itself and of its neighbours, the frames
-    :math:`t'` with :math:`0 < t - t' \le` ``window``. Neighbours come from the same batch and,
-    in eval mode, from a running :class:`FrameCache` of earlier calls (streaming inference over
-    a sequence); training uses the batch alone, so a training step does not depend on the steps
-    before it. The frame itself is always a key, so at a sequence start (no neighbours) the
-    attention reduces to a projection of the frame's own features. Neighbours are identified by
-    frame index alone (the data carry no sequence id): stream one sequence's frames in order,
-    and keep frames of different sequences in different batches.
+    :math:`t'` of the same sequence with :math:`0 < t - t' \le` ``window``. Neighbours come from
+    the same batch and, in eval mode, from a running :class:`FrameCache` of earlier calls
+    (streaming inference over a sequence); training uses the batch alone, so a training step
+    does not depend on the steps before it. The frame itself is always a key, so at a sequence
+    start (no neighbours) the
+    attention reduces to a projection of the frame's own features. ``sequences`` (one integer per
+    item, e.g. FIRE-Reg-256's image ``pair``) keeps frames of different sequences apart, in a
+    batch and in the cache; without it every frame belongs to one sequence and neighbours are
+    found by frame index alone.
 
     Past the table (``t >= T``): the learned embedding is clamped to its last row, so every such
     frame shares ``E[T-1]``; the sinusoidal encoding still distinguishes them and the window and
@@ -367,35 +396,34 @@ class GPE(nn.Module):
         """Rows of the frame table for ``frames`` (long ``N``); indices past ``T - 1`` use row ``T - 1``."""
         return self.embedding(frames.clamp_max(self.num_frames - 1))
 
-    def context(self, scene: Tensor, frames: Tensor) -> Tensor:
+    def context(self, scene: Tensor, frames: Tensor, sequences: Tensor | None = None) -> Tensor:
         """The vector ``g`` (``N,D``) for a scene batch ``N,D,H,W`` at ``frames`` (long ``N``)."""
         pooled = scene.mean(dim=(2, 3))  # N,D
         n = pooled.shape[0]
+        seqs = torch.zeros_like(frames) if sequences is None else sequences.to(frames.device)
         use_cache = not self.training and self.window > 0
-        if use_cache and self.cache.starts_new_sequence(frames.cpu()):
-            self.cache.reset()
         if use_cache:
-            cf, cx = self.cache.entries(pooled)
+            self.cache.restart(frames, seqs)
+            cf, cs, cx = self.cache.entries(pooled)
         else:
-            cf, cx = frames[:0], pooled[:0]
-        key_frames = torch.cat((frames, cf))  # K = N + M
+            cf, cs, cx = frames[:0], seqs[:0], pooled[:0]
+        key_frames, key_seqs = torch.cat((frames, cf)), torch.cat((seqs, cs))  # K = N + M
         keys = torch.cat((pooled, cx.to(pooled.dtype)))  # K,D
         gap = frames[:, None] - key_frames[None, :]  # N,K
-        allowed = (gap > 0) & (gap <= self.window)
+        allowed = (gap > 0) & (gap <= self.window) & (seqs[:, None] == key_seqs[None, :])
         allowed[:, :n] |= torch.eye(n, dtype=torch.bool, device=frames.device)
         attn_out, _ = self.attn(
             pooled[:, None, :], keys.expand(n, -1, -1), keys.expand(n, -1, -1),
             key_padding_mask=~allowed, need_weights=False,
         )
         if use_cache:
-            order = torch.argsort(frames)
-            self.cache.update(frames[order], pooled[order])
+            self.cache.update(frames, pooled, seqs)
         learned = self.learned_embedding(frames)
         sinus = sinusoidal_encoding(frames, self.channels).to(pooled.dtype)
         return self.mlp(torch.cat((learned.to(pooled.dtype), sinus, attn_out[:, 0]), dim=1))
 
-    def forward(self, scene: Tensor, frames: Tensor) -> Tensor:
-        return scene + self.alpha * self.context(scene, frames)[..., None, None]
+    def forward(self, scene: Tensor, frames: Tensor, sequences: Tensor | None = None) -> Tensor:
+        return scene + self.alpha * self.context(scene, frames, sequences)[..., None, None]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -418,6 +446,26 @@ def _frames(frame, n: int, device) -> Tensor:
     if bool((frame < 0).any()):
         raise ValueError(f"frame indices must be non-negative, got {frame.tolist()}")
     return frame.to(device=device, dtype=torch.long)
+
+
+def _sequences(sequence, n: int, device) -> Tensor | None:
+    """Validate ``sequence`` (None, integer tensor ``N`` or a list of N ids) -> long tensor ``N`` or None.
+
+    Non-integer ids (e.g. FIRE's pair names) are mapped to integers by CRC-32 of their text, which
+    is the same in every call and every process.
+    """
+    if sequence is None:
+        return None
+    if isinstance(sequence, Tensor):
+        if sequence.is_floating_point() or sequence.dtype == torch.bool or sequence.shape != (n,):
+            raise ValueError(
+                f"sequence must be an integer tensor of shape ({n},), got {sequence.dtype} {tuple(sequence.shape)}"
+            )
+        return sequence.to(device=device, dtype=torch.long)
+    if isinstance(sequence, (list, tuple)) and len(sequence) == n:
+        ids = [v if isinstance(v, int) and not isinstance(v, bool) else zlib.crc32(str(v).encode()) for v in sequence]
+        return torch.tensor(ids, dtype=torch.long, device=device)
+    raise ValueError(f"sequence must be None, an integer tensor of shape ({n},) or a list of {n} ids, got {sequence!r}")
 
 
 class GPERegNet(nn.Module):
@@ -477,17 +525,18 @@ class GPERegNet(nn.Module):
         if min(moving.shape[-2:]) < 8:
             raise ValueError(f"moving must be at least 8x8 pixels, got {tuple(moving.shape[-2:])}")
 
-    def parts(self, moving: Tensor, fixed: Tensor, frame=None) -> dict:
+    def parts(self, moving: Tensor, fixed: Tensor, frame=None, sequence=None) -> dict:
         """Every intermediate the objective needs: ``output``, ``scene`` (before GPE), ``code``."""
         self._check(moving, fixed)
         frames = _frames(frame, moving.shape[0], moving.device)
+        seqs = _sequences(sequence, moving.shape[0], moving.device)
         scene = self.scene(moving)
         code = self.appearance(fixed)
-        ctx = self.gpe(scene, frames) if self.gpe is not None else scene
+        ctx = self.gpe(scene, frames, seqs) if self.gpe is not None else scene
         return {"output": self.decoder(ctx, code), "scene": scene, "code": code}
 
-    def forward(self, moving: Tensor, fixed: Tensor, frame=None) -> RegResult:
-        return RegResult(warped=self.parts(moving, fixed, frame)["output"], disp=None)
+    def forward(self, moving: Tensor, fixed: Tensor, frame=None, sequence=None) -> RegResult:
+        return RegResult(warped=self.parts(moving, fixed, frame, sequence)["output"], disp=None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -541,8 +590,10 @@ class GPERegObjective(nn.Module):
       module's parameters (give them to the optimiser); :math:`\lambda = e^{s_{rec} - s_{fact}}`.
 
     Called as ``objective(model, batch) -> (loss, logs, result)`` with ``batch`` a dict holding
-    ``moving``, ``fixed`` (``N,C,H,W``) and optionally ``frame``; ``result`` is the model's
-    :class:`~regkit.RegResult` (the Trainer's validation reuses it). The terms run in float32.
+    ``moving``, ``fixed`` (``N,C,H,W``) and optionally ``frame`` and ``sequence`` (else
+    ``pair``, the image pair a FIRE patch comes from, serves as the sequence id); ``result`` is
+    the model's :class:`~regkit.RegResult` (the Trainer's validation reuses it). The terms run
+    in float32.
     """
 
     def __init__(self):
@@ -551,7 +602,7 @@ class GPERegObjective(nn.Module):
 
     def forward(self, model: GPERegNet, batch: dict):
         moving, fixed = batch["moving"], batch["fixed"]
-        parts = model.parts(moving, fixed, batch.get("frame"))
+        parts = model.parts(moving, fixed, batch.get("frame"), batch.get("sequence", batch.get("pair")))
         with torch.autocast(device_type=moving.device.type, enabled=False):
             rec = F.l1_loss(parts["output"].float(), fixed.float())
             fact = normalised_scene_distance(parts["scene"], model.scene(fixed))
@@ -570,7 +621,7 @@ class GPERegObjective(nn.Module):
 # ----------------------------------------------------------------------------------------------
 
 
-def run_deformation_free(model, cls, moving: Tensor, fixed: Tensor, frame=None) -> RegResult:
+def run_deformation_free(model, cls, moving: Tensor, fixed: Tensor, frame=None, sequence=None) -> RegResult:
     """Run a trained deformation-free model (eval mode, no gradients); ``disp`` is ``None``.
 
     ``model`` is a trained ``cls`` or the path of its Trainer checkpoint
@@ -582,7 +633,7 @@ def run_deformation_free(model, cls, moving: Tensor, fixed: Tensor, frame=None) 
     model.eval()
     try:
         with torch.no_grad():
-            kwargs = {} if frame is None else {"frame": frame}
+            kwargs = {k: v for k, v in (("frame", frame), ("sequence", sequence)) if v is not None}
             out = model(moving, fixed, **kwargs)
     finally:
         model.train(was_training)
@@ -595,5 +646,6 @@ def run_deformation_free(model, cls, moving: Tensor, fixed: Tensor, frame=None) 
     summary="GPEReg-Net: scene of the moving image decoded with the fixed image's 32-number "
     "appearance code (AdaIN) plus position-encoded cross-frame attention; no displacement.",
 )
-def _gpereg(moving: Tensor, fixed: Tensor, model: GPERegNet | None = None, frame=None) -> RegResult:
-    return run_deformation_free(model, GPERegNet, moving, fixed, frame)
+def _gpereg(moving: Tensor, fixed: Tensor, model: GPERegNet | None = None, frame=None, sequence=None) -> RegResult:
+    """``frame``: each pair's index in its sequence; ``sequence``: which sequence (e.g. the FIRE pair)."""
+    return run_deformation_free(model, GPERegNet, moving, fixed, frame, sequence)
