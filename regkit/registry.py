@@ -60,7 +60,7 @@ class _Method:
 
 _METHODS: dict[str, _Method] = {}
 # Packages whose import registers their methods.
-_PROVIDERS: list[str] = ["regkit.classical", "regkit.models"]
+_PROVIDERS: list[str] = ["regkit.classical", "regkit.models", "regkit.experiments.controls"]
 _loaded = False
 
 
