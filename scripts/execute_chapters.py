@@ -4,7 +4,8 @@
 
 Each chapter runs in its own folder (as nbval runs it), on the ``python3`` kernel, with
 ``REGKIT_PROFILE=quick`` and without ``MPLBACKEND`` (which would break inline figures). Widget
-state is not stored: the built book shows the static sliders and needs none of it.
+state and widget views are not stored: a saved chapter (in the built book, or opened without a
+kernel) shows the static sliders, and a live kernel makes the widgets anew.
 """
 
 import os
@@ -16,6 +17,17 @@ import nbformat
 from nbclient import NotebookClient
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def drop_widgets(nb) -> None:
+    """Remove saved widget state and widget views (their static HTML fallback stays)."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            out.get("data", {}).pop(WIDGET_VIEW, None)
+
+
 def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
@@ -24,7 +36,7 @@ def execute(path: Path) -> float:
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()
-    nb.metadata.pop("widgets", None)
+    drop_widgets(nb)
     nbformat.write(nb, path)
     return time.perf_counter() - start
 
