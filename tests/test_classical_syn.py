@@ -18,13 +18,6 @@ EPE_BOUND = 0.35  # px; no registration is 0.9-1.5 px on these pairs
 IC_BOUND = 0.01   # px, mean inverse-consistency error
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one intra-op thread is faster and immune to oversubscribed shared cores."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 def _image(name: str, size: int = SIZE) -> torch.Tensor:

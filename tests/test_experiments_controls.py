@@ -12,12 +12,6 @@ from regkit.experiments import controls as C
 from regkit.models.gpereg import GPERegNet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def line_scene(g, size=48):

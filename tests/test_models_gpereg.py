@@ -21,13 +21,6 @@ from regkit.models.gpereg import (
 PARAM_TOL = 0.05  # parameter counts within 5% of the paper's
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small convolutions run several times faster on one thread when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def small_net(**kw):

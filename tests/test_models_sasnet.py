@@ -12,13 +12,6 @@ from regkit.models.sasnet import SASNet, SASNetObjective
 PARAM_TOL = 0.05
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small convolutions run several times faster on one thread when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def small_net():
