@@ -30,7 +30,7 @@ from torch import Tensor
 from ._checks import check_disp, check_mask, check_pair, check_positive, check_tensor
 from .spatial import jacobian_determinant, sample_points
 
-__all__ = ["mse", "psnr", "ssim", "ncc", "dice", "soft_dice", "smooth_dice", "tre", "folding_fraction"]
+__all__ = ["mse", "psnr", "ssim", "ncc", "dice", "soft_dice", "smooth_dice", "tre", "epe", "folding_fraction"]
 
 _NCC_EPS = 1e-12
 SOFT_DICE_EPS = 1e-6
@@ -288,6 +288,23 @@ def tre(
     if bool((valid.sum(1) == 0).any()):
         raise ValueError("valid must keep at least one landmark in every pair")
     return (dist * valid).sum(1) / valid.sum(1)
+
+
+@torch.no_grad()
+def epe(disp: Tensor, true_disp: Tensor, mask: Tensor | None = None) -> Tensor:
+    r"""Mean end-point error in pixels per pair, :math:`\frac{1}{|\Omega|}\sum \lVert u(p) - u^*(p)\rVert`.
+
+    ``mask`` (``N,1,H,W``) restricts the mean, e.g. to the valid region
+    ``regkit.spatial.inside_mask(true_disp)`` where the true field reads inside the image.
+
+    >>> u = torch.zeros(1, 2, 4, 4); u[:, 0] = 3.0; u[:, 1] = 4.0
+    >>> epe(u, torch.zeros_like(u))
+    tensor([5.])
+    """
+    check_disp("disp", disp)
+    check_disp("true_disp", true_disp, like=disp)
+    err = (disp.float() - true_disp.float()).norm(dim=1, keepdim=True)
+    return _masked_mean(err, check_mask("mask", mask, err))
 
 
 @torch.no_grad()

@@ -286,7 +286,7 @@ METRICS: dict[str, Callable[[RegResult, Mapping[str, Tensor]], Tensor]] = {
     "ssim": lambda r, b: metrics.ssim(r.warped, b["fixed"]),
     "ncc": lambda r, b: metrics.ncc(r.warped, b["fixed"]),
     "folding": _needs_disp(lambda r, b: metrics.folding_fraction(r.disp)),
-    "epe": _needs_disp(lambda r, b: (r.disp.float() - b["disp"].float()).norm(dim=1).flatten(1).mean(1)),
+    "epe": _needs_disp(lambda r, b: metrics.epe(r.disp, b["disp"])),
 }
 """Validation metrics by name: ``fn(result, batch) -> Tensor N`` (one value per pair).
 

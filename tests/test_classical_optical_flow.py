@@ -33,8 +33,7 @@ def smooth_pair():
 
 
 def epe(disp, true):
-    valid = spatial.inside_mask(true)
-    return ((disp - true).norm(dim=1, keepdim=True) * valid).flatten(1).sum(1) / valid.flatten(1).sum(1)
+    return metrics.epe(disp, true, spatial.inside_mask(true))
 
 
 def test_recovers_smooth_field(smooth_pair):

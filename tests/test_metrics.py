@@ -120,3 +120,16 @@ def test_folding_fraction():
 def test_metrics_do_not_track_gradients():
     a = torch.rand(1, 1, 16, 16, requires_grad=True)
     assert not metrics.mse(a, a.detach()).requires_grad
+
+
+def test_epe_known_values_and_mask():
+    true = torch.zeros(2, 2, 8, 8)
+    est = true.clone()
+    est[0, 0] = 3.0
+    est[0, 1] = 4.0  # pair 0: 5 px everywhere; pair 1: exact
+    assert torch.allclose(metrics.epe(est, true), torch.tensor([5.0, 0.0]))
+    mask = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    mask[..., :2, :] = True
+    est[0, :, 2:, :] = 0.0  # only the masked rows are wrong now
+    assert torch.allclose(metrics.epe(est, true, mask), torch.tensor([5.0, 0.0]))
+    assert torch.allclose(metrics.epe(est, true), torch.tensor([5.0 * 2 / 8, 0.0]))

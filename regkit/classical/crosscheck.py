@@ -83,10 +83,8 @@ def load_dataset(name: str, n: int, seed: int):
 def pair_metrics(result, fixed, true_disp) -> dict:
     """EPE and MSE over the valid region, folding fraction; one value per pair."""
     valid = spatial.inside_mask(true_disp)
-    err = (result.disp - true_disp).norm(dim=1, keepdim=True)
-    epe = (err * valid).flatten(1).sum(1) / valid.flatten(1).sum(1)
     return {
-        "epe": epe,
+        "epe": metrics.epe(result.disp, true_disp, valid),
         "mse": metrics.mse(result.warped, fixed, mask=valid),
         "folding": metrics.folding_fraction(result.disp),
     }

@@ -102,11 +102,7 @@ def method_specs(methods) -> list[MethodSpec]:
 def _epe(res: RegResult, batch: dict, mask: Tensor | None) -> Tensor | None:
     if res.disp is None or not isinstance(batch.get("disp"), Tensor):
         return None
-    err = (res.disp.float() - batch["disp"].float()).norm(dim=1, keepdim=True)
-    if mask is None:
-        return err.flatten(1).mean(1)
-    m = mask.float()
-    return (err * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1.0)
+    return _metrics.epe(res.disp, batch["disp"], mask)
 
 
 def _tre(res: RegResult, batch: dict, mask: Tensor | None) -> Tensor | None:
