@@ -21,9 +21,10 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def drop_widgets(nb) -> None:
-    """Remove saved widget state and widget views (their static HTML fallback stays)."""
+    """Remove saved widget state and widget views (their static HTML fallback stays), and timings."""
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
+        cell.metadata.pop("execution", None)
         for out in cell.get("outputs", []):
             out.get("data", {}).pop(WIDGET_VIEW, None)
 
@@ -32,7 +33,7 @@ def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     client = NotebookClient(
-        nb, timeout=1800, kernel_name="python3", store_widget_state=False,
+        nb, timeout=1800, kernel_name="python3", store_widget_state=False, record_timing=False,
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()

@@ -49,10 +49,9 @@ from .._checks import check_pair, check_positive
 from ..registry import RegResult, method
 from .gpereg import (
     AdaIN,
-    AdaINConvBlock,
     AppearanceEncoder,
+    ImageDecoder,
     SceneEncoder,
-    _to_image,
     normalised_scene_distance,
     run_deformation_free,
 )
@@ -79,27 +78,19 @@ class AdaINResBlock(nn.Module):
         return self.act(x + self.ada2(self.conv2(y), code))
 
 
-class SASDecoder(nn.Module):
-    """``res_blocks`` AdaIN residual blocks at the scene width, then AdaIN-conv blocks, 1x1 conv, sigmoid
-    (the last two in float32, also under autocast)."""
+class SASDecoder(ImageDecoder):
+    """``res_blocks`` AdaIN residual blocks at the scene width, then GPEReg-Net's decoder
+    (AdaIN-conv blocks, 1x1 conv, sigmoid; the last two in float32, also under autocast)."""
 
     def __init__(self, in_channels: int = 64, code_dim: int = 32, res_blocks: int = 2, widths=(32, 16), out_channels: int = 1):
-        super().__init__()
+        super().__init__(in_channels, code_dim, widths, out_channels)
         self.res = nn.ModuleList(AdaINResBlock(in_channels, code_dim) for _ in range(res_blocks))
-        blocks, prev = [], in_channels
-        for w in widths:
-            blocks.append(AdaINConvBlock(prev, w, code_dim))
-            prev = w
-        self.blocks = nn.ModuleList(blocks)
-        self.out = nn.Conv2d(prev, out_channels, 1)
 
     def forward(self, scene: Tensor, code: Tensor) -> Tensor:
         x = scene
         for block in self.res:
             x = block(x, code)
-        for block in self.blocks:
-            x = block(x, code)
-        return _to_image(self.out, x)
+        return super().forward(x, code)
 
 
 class SASNet(nn.Module):
