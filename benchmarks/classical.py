@@ -37,11 +37,8 @@ import os
 os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -49,6 +46,7 @@ import torch  # noqa: E402
 
 import regkit  # noqa: E402
 from regkit.classical.crosscheck import compare, load_dataset, verdict  # noqa: E402
+from regkit.experiments.provenance import git_revision, write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,13 +76,8 @@ def gpu_throughput(ours: str, moving, fixed, batch: int) -> float | None:
 
 
 def _git_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "regkit", "benchmarks"], cwd=ROOT,
-                               capture_output=True, text=True, check=True)
-        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    rev = git_revision()
+    return rev["commit"] + ("+dirty" if rev["dirty"] else "")
 
 
 def provenance(seed: int, pairs: int, wall: float) -> dict:
@@ -155,15 +148,6 @@ def format_row(row: dict) -> str:
 
 def table(results: dict) -> str:
     return "\n".join([HEADER] + [format_row(r) for r in results["rows"]])
-
-
-def write_json(results: dict, path: Path) -> None:
-    """Atomic write (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as fh:
-        json.dump(results, fh, indent=1)
-        tmp = fh.name
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:

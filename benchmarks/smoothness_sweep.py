@@ -16,9 +16,6 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 import time
 
 import torch
@@ -26,7 +23,7 @@ import torch
 import regkit
 from regkit import metrics, spatial
 from regkit.data import collate_pairs, mnist_pairs
-from regkit.experiments.provenance import collect
+from regkit.experiments.provenance import collect, write_json
 from regkit.models.voxelmorph import VoxelMorph
 from regkit.train import RegistrationObjective, TrainConfig, Trainer
 
@@ -86,22 +83,6 @@ def run(profile: str, seed: int = 0, device=None) -> dict:
     }
 
 
-def write_compact_json(data: dict, path) -> None:
-    """Strict JSON on one line per top-level key (the example arrays stay small), written atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    body = ",\n".join(f"{json.dumps(k)}: {json.dumps(v, allow_nan=False)}" for k, v in data.items())
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("{\n" + body + "\n}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/smoothness_sweep.json")
@@ -113,7 +94,7 @@ def main(argv=None) -> None:
     data["provenance"] = collect(table="smoothness_sweep", profile=profile, seed=args.seed,
                                  wall_time_s=time.perf_counter() - t0,
                                  command="python benchmarks/smoothness_sweep.py")
-    write_compact_json(data, args.out)
+    write_json(data, args.out, indent=None)
     print(f"wrote {args.out}")
 
 

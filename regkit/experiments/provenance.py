@@ -106,11 +106,14 @@ def _finite(obj):
     return obj
 
 
-def write_json(data: dict, path: os.PathLike | str) -> Path:
-    """Write ``data`` as strict JSON atomically (temp file in the same folder, then rename)."""
+def write_json(data: dict, path: os.PathLike | str, indent: int | None = 2) -> Path:
+    """Write ``data`` as strict JSON atomically (temp file in the same folder, then rename).
+
+    Non-finite floats become ``null``. ``indent=None`` writes one line (for bulky data files).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(_finite(data), indent=indent, allow_nan=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
