@@ -7,7 +7,7 @@ import torch
 
 import regkit
 from regkit import spatial
-from regkit.models.blocks import bspline_basis, bspline_upsample, count_parameters, pad_to_multiple, upsample2
+from regkit.models.blocks import count_parameters, pad_to_multiple, upsample2
 from regkit.models.dirnet import DIRNet
 from regkit.models.transmorph import CONFIGS, TransMorph, transmorph_256, transmorph_mnist
 from regkit.models.voxelmorph import VoxelMorph
@@ -38,13 +38,13 @@ def test_bspline_reproduces_constants_and_linear_fields():
     c = torch.zeros(1, 2, n, n)
     c[:, 0] = 0.1 * pos.view(1, n) + 1.0  # u_x linear in x: cubic B-splines reproduce it exactly
     c[:, 1] = -2.0
-    u = bspline_upsample(c, (28, 28))
+    u = spatial.bspline_upsample(c, (28, 28))
     x = torch.arange(28, dtype=torch.float32)
     assert torch.allclose(u[0, 0], (0.1 * x + 1.0).expand(28, 28), atol=1e-5)
     assert torch.allclose(u[0, 1], torch.full((28, 28), -2.0), atol=1e-6)
-    assert torch.allclose(bspline_basis(28, 7).sum(1), torch.ones(28))
+    assert torch.allclose(spatial.bspline_basis(28, 7).sum(1), torch.ones(28))
     with pytest.raises(ValueError, match="n_ctrl"):
-        bspline_basis(28, 3)
+        spatial.bspline_basis(28, 3)
 
 
 def test_upsample_and_padding_helpers():

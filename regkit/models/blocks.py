@@ -1,15 +1,14 @@
 r"""Building blocks shared by the learned registration models.
 
-Conv blocks, a 2x nearest upsampler, padding to a size a network can take, a cubic B-spline
-field upsampler (DIRNet's free-form deformation), and the plumbing that every model's registered
-method shares (:func:`as_model`, :func:`run_model`).
+Conv blocks, a 2x nearest upsampler, padding to a size a network can take, and the plumbing
+that every model's registered method shares (:func:`as_model`, :func:`run_model`). DIRNet's cubic
+B-spline field upsampler is :func:`regkit.spatial.bspline_upsample`.
 
 Convention
 ----------
 - Feature maps are ``N,C,H,W``; displacement fields are ``N,2,H,W`` in pixels (x then y).
 - Nothing here resamples images: image warps and field resizes go through :mod:`regkit.spatial`.
-  :func:`upsample2` repeats pixels (what 2x nearest interpolation does, exactly) and
-  :func:`bspline_upsample` evaluates a spline basis with two matrix products.
+  :func:`upsample2` repeats pixels (what 2x nearest interpolation does, exactly).
 
 Example
 -------
@@ -25,13 +24,12 @@ tensor([[0., 0., 1., 1.],
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_disp, check_pair, check_positive, check_size
+from .._checks import check_pair
 from ..registry import RegResult
 
 __all__ = [
@@ -39,8 +37,6 @@ __all__ = [
     "upsample2",
     "pad_to_multiple",
     "crop_to",
-    "bspline_basis",
-    "bspline_upsample",
     "count_parameters",
     "as_model",
     "run_model",
@@ -96,64 +92,6 @@ def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
 def crop_to(x: Tensor, size: tuple[int, int]) -> Tensor:
     """Undo :func:`pad_to_multiple`: keep the top-left ``size``."""
     return x[..., : size[0], : size[1]]
-
-
-def _bspline3(t: Tensor) -> Tensor:
-    """Uniform cubic B-spline kernel, support (-2, 2), partition of unity."""
-    a = t.abs()
-    return torch.where(
-        a < 1, (4 - 6 * a**2 + 3 * a**3) / 6, torch.where(a < 2, (2 - a) ** 3 / 6, torch.zeros_like(a))
-    )
-
-
-@lru_cache(maxsize=32)
-def _basis_cached(n_points: int, n_ctrl: int, dtype: torch.dtype) -> Tensor:
-    spacing = (n_points - 1) / (n_ctrl - 3)
-    x = torch.arange(n_points, dtype=torch.float64)[:, None]
-    pos = (torch.arange(n_ctrl, dtype=torch.float64)[None, :] - 1) * spacing
-    return _bspline3((x - pos) / spacing).to(dtype)
-
-
-def bspline_basis(n_points: int, n_ctrl: int, device=None, dtype=torch.float32) -> Tensor:
-    r"""Cubic B-spline weights ``n_points x n_ctrl`` of control points spanning ``n_points`` pixels.
-
-    Control point ``j`` sits at pixel :math:`(j - 1)\,s` with spacing :math:`s = (n_p - 1)/(n_c - 3)`:
-    the first and last lie one spacing outside the image, so every pixel has its four supporting
-    control points. Each row sums to one (a constant control grid gives the same constant field).
-
-    >>> B = bspline_basis(9, 6)
-    >>> tuple(B.shape), bool(torch.allclose(B.sum(1), torch.ones(9)))
-    ((9, 6), True)
-    """
-    check_positive("n_points", n_points, integer=True)
-    check_positive("n_ctrl", n_ctrl, integer=True)
-    if n_points < 2 or n_ctrl < 4:
-        raise ValueError(f"need n_points >= 2 and n_ctrl >= 4, got {n_points} and {n_ctrl}")
-    return _basis_cached(n_points, n_ctrl, dtype).to(device if device is not None else "cpu")
-
-
-def bspline_upsample(control: Tensor, size) -> Tensor:
-    r"""Dense displacement ``N,2,H,W`` from a cubic B-spline control grid ``N,2,n_y,n_x`` (free-form deformation).
-
-    :math:`u(x, y) = \sum_{i,j} B_i(y)\,c_{ij}\,B_j(x)` with the bases of :func:`bspline_basis`
-    (control points spanning the image with one extra ring outside). Control values are
-    displacements in pixels of the output grid. The field is :math:`C^2`-smooth, and because a
-    cubic B-spline *approximates* its control points, a constant grid gives exactly that constant
-    field but single control points are smoothed out. Runs in float32 under autocast.
-
-    Convention: ``control`` channel 0 = x, channel 1 = y, as every displacement in regkit.
-
-    >>> c = torch.zeros(1, 2, 6, 6); c[:, 0] = 1.5
-    >>> u = bspline_upsample(c, (16, 16))
-    >>> tuple(u.shape), bool(torch.allclose(u[:, 0], torch.full((1, 16, 16), 1.5)))
-    ((1, 2, 16, 16), True)
-    """
-    check_disp("control", control)
-    h, w = check_size("size", size)
-    by = bspline_basis(h, control.shape[-2], control.device)
-    bx = bspline_basis(w, control.shape[-1], control.device)
-    with torch.autocast(device_type=control.device.type, enabled=False):
-        return torch.einsum("hi,ncij,wj->nchw", by, control.float(), bx)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -4,7 +4,7 @@ The moving and fixed images are stacked as two channels and passed through a sma
 (3x3 convolutions, batch norm, ELU, ``pools`` 2x2 average-pooling steps, then two 1x1
 convolutions). Its output, one 2-vector per cell of the ``H/2^p x W/2^p`` feature grid, is read
 as the displacements (pixels) of cubic B-spline control points spanning the image, and
-:func:`regkit.models.blocks.bspline_upsample` turns them into a dense, :math:`C^2`-smooth field,
+:func:`regkit.spatial.bspline_upsample` turns them into a dense, :math:`C^2`-smooth field,
 with which :func:`regkit.spatial.warp` pulls the moving image.
 
 Convention
@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from .. import spatial
 from .._checks import check_pair, check_positive
 from ..registry import RegResult, method
-from .blocks import ConvBlock, as_model, bspline_upsample, run_model
+from .blocks import ConvBlock, as_model, run_model
 
 __all__ = ["DIRNet"]
 
@@ -87,7 +87,7 @@ class DIRNet(nn.Module):
         if moving.shape[1] * 2 != self.net[0].conv.in_channels:
             raise ValueError(f"moving must have {self.config['in_channels']} channel(s), got shape {tuple(moving.shape)}")
         control = self.net(torch.cat((moving, fixed), 1)).float()
-        disp = bspline_upsample(control, (h, w))
+        disp = spatial.bspline_upsample(control, (h, w))
         return RegResult(warped=spatial.warp(moving, disp), disp=disp, extras={"control": control})
 
 
