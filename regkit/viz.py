@@ -50,6 +50,7 @@ __all__ = [
     "quiver",
     "jacobian_map",
     "compare_grid",
+    "draw_matches",
     "slider",
     "Slider",
 ]
@@ -690,6 +691,59 @@ def jacobian_map(
 
 
 # --------------------------------------------------------------------------- layout
+
+
+def draw_matches(
+    moving: Any,
+    fixed: Any,
+    points_fixed: Any,
+    points_moving: Any,
+    inliers: Any = None,
+    *,
+    ax: Axes | None = None,
+    max_lines: int = 200,
+    title: str | None = None,
+) -> Axes:
+    """Draw point matches between a fixed and a moving image placed side by side (fixed left).
+
+    Parameters
+    ----------
+    moving, fixed : Tensor or ndarray
+        Images ``N,C,H,W`` / ``C,H,W`` / ``H,W`` of the same size (the first of a batch is drawn).
+    points_fixed, points_moving : Tensor or ndarray ``M,2``
+        Matched points in pixels (x, y), row ``i`` of one matching row ``i`` of the other.
+    inliers : Tensor or ndarray ``M`` of bool, optional
+        Inlier lines are green, outliers red (all green without it).
+    max_lines : int
+        Draw at most this many matches (a seeded random choice), so dense matches stay legible.
+
+    >>> import torch
+    >>> pts = torch.tensor([[3.0, 4.0], [10.0, 2.0]])
+    >>> ax = draw_matches(torch.rand(16, 16), torch.rand(16, 16), pts, pts + 1.0)
+    >>> len(ax.lines)
+    2
+    """
+    f, m = _gray(fixed, "fixed"), _gray(moving, "moving")
+    _same_size(f, m, "fixed", "moving")
+    pf = _as_numpy(points_fixed, "points_fixed").reshape(-1, 2)
+    pm = _as_numpy(points_moving, "points_moving").reshape(-1, 2)
+    if pf.shape != pm.shape:
+        raise ValueError(f"points_fixed and points_moving must have the same shape, got {pf.shape} and {pm.shape}")
+    if inliers is None:
+        inl = np.ones(len(pf), bool)
+    else:
+        inl = np.asarray(inliers.detach().cpu() if hasattr(inliers, "detach") else inliers).astype(bool).reshape(-1)
+    if inl.shape != (len(pf),):
+        raise ValueError(f"inliers must hold one flag per match ({len(pf)}), got shape {inl.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2 * PANEL_SIZE + 1.6, PANEL_SIZE + 0.8), dpi=DPI, layout="constrained")
+    h, w = f.shape
+    _imshow(ax, np.concatenate((f, m), 1))
+    for i in np.random.default_rng(0).permutation(len(pf))[:max_lines]:
+        ax.plot([pf[i, 0], pm[i, 0] + w], [pf[i, 1], pm[i, 1]], "-", lw=0.6,
+                color="tab:green" if inl[i] else "tab:red")
+    _frame(ax, title or f"fixed | moving: {int(inl.sum())} inliers / {len(pf)} matches", h, 2 * w)
+    return ax
 
 
 def compare_grid(

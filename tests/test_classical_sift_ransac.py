@@ -7,7 +7,8 @@ import torch
 
 import regkit
 from regkit import spatial
-from regkit.classical.sift_ransac import draw_matches, match, ransac_affine
+from regkit.classical.sift_ransac import match, ransac_affine
+from regkit.viz import draw_matches
 
 SIZE = (256, 256)
 #: tolerance on the recovered matrix: 0.01 on the linear part, 0.5 px on the translation, and

@@ -45,7 +45,7 @@ from .. import spatial
 from .._checks import check_pair, check_positive, check_tensor
 from ..registry import RegResult, method
 
-__all__ = ["detect", "match", "ransac_affine", "sift_ransac", "draw_matches"]
+__all__ = ["detect", "match", "ransac_affine", "sift_ransac"]
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:
@@ -294,41 +294,3 @@ def sift_ransac(
         "seconds": time.perf_counter() - t0,
     }
     return RegResult(warped=warped, disp=disp, params=theta, extras=extras)
-
-
-def draw_matches(moving, fixed, points_fixed, points_moving, inliers=None, ax=None, max_lines: int = 200, title=None):
-    """Draw matches between a fixed and a moving image placed side by side (fixed left).
-
-    Inlier lines are green, outliers red. Images ``H,W`` / ``C,H,W`` / ``N,C,H,W`` (first of a
-    batch); points ``M,2`` pixels (x, y). Returns the matplotlib Axes.
-    """
-    import matplotlib.pyplot as plt
-
-    def _img(x):
-        a = x.detach().float().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x, np.float32)
-        while a.ndim > 3:
-            a = a[0]
-        if a.ndim == 3:
-            a = a.mean(0) if a.shape[0] in (1, 3) else a.mean(-1)
-        return a
-
-    f, m = _img(fixed), _img(moving)
-    if f.shape != m.shape:
-        raise ValueError(f"fixed and moving must have the same size, got {f.shape} and {m.shape}")
-    pf = torch.as_tensor(points_fixed).detach().float().cpu().numpy().reshape(-1, 2)
-    pm = torch.as_tensor(points_moving).detach().float().cpu().numpy().reshape(-1, 2)
-    if pf.shape != pm.shape:
-        raise ValueError(f"points_fixed and points_moving must match, got {pf.shape} and {pm.shape}")
-    inl = (
-        np.ones(len(pf), bool) if inliers is None else torch.as_tensor(inliers).detach().cpu().numpy().astype(bool)
-    )
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 3.2), dpi=80)
-    w = f.shape[1]
-    ax.imshow(np.concatenate((f, m), 1), cmap="gray", vmin=0, vmax=1)
-    order = np.random.default_rng(0).permutation(len(pf))[:max_lines]
-    for i in order:
-        ax.plot([pf[i, 0], pm[i, 0] + w], [pf[i, 1], pm[i, 1]], "-", lw=0.6, color="tab:green" if inl[i] else "tab:red")
-    ax.set_axis_off()
-    ax.set_title(title or f"fixed | moving: {int(inl.sum())} inliers / {len(pf)} matches", fontsize=9)
-    return ax
