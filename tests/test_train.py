@@ -119,6 +119,7 @@ class _Evil:
         return (os.system, ("echo pwned > pwned.txt",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the crafted file is a plain pickle
 def test_malicious_pickle_checkpoint_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "last.pt"

@@ -24,7 +24,7 @@ Getting a trained model: ``Trainer(DIRNet(), RegistrationObjective(...), cfg).fi
 >>> import torch
 >>> net = DIRNet()
 >>> res = net(torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28))
->>> tuple(res.disp.shape), tuple(res.extras["control"].shape), float(res.disp.abs().max())
+>>> tuple(res.disp.shape), tuple(res.extras["control"].shape), float(res.disp.detach().abs().max())
 ((2, 2, 28, 28), (2, 2, 7, 7), 0.0)
 """
 
