@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from regkit import spatial
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
@@ -15,3 +17,15 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def smooth_pair():
+    """Two real pictures (scikit-image's retina and camera, grey, 128 px) and a seeded smooth
+    diffeomorphic field of at most 4 px: ``(moving, fixed, true_disp)`` with
+    ``fixed = warp(moving, true_disp)``."""
+    from regkit.classical.crosscheck import scikit_images
+
+    moving = scikit_images((128, 128))[:2]
+    true = spatial.random_smooth_disp(2, (128, 128), max_disp=4.0, generator=torch.Generator().manual_seed(0))
+    return moving, spatial.warp(moving, true), true

@@ -1,33 +1,15 @@
 """Demons: recovers a smooth synthetic field, agrees with SimpleITK's demons, is batched, checks input."""
 
-import numpy as np
 import pytest
 import torch
 
 import regkit
 from regkit import metrics, spatial
 
-SIZE = (128, 128)
+SIZE = (128, 128)  # the size of the conftest pair
 #: mean end-point error bound (pixels) on the valid region, for fields of at most 4 px
 #: (measured: about 0.11 px; the unregistered error is 0.9-1.5 px)
 EPE_BOUND = 0.25
-
-
-def _pictures():
-    from skimage import color, data
-
-    out = []
-    for a in (color.rgb2gray(data.retina()), data.camera() / 255.0):
-        t = torch.from_numpy(np.asarray(a, np.float32))[None, None]
-        out.append(spatial.resize_image(t, SIZE, antialias=True).clamp(0, 1))
-    return torch.cat(out)
-
-
-@pytest.fixture(scope="module")
-def smooth_pair():
-    moving = _pictures()
-    true = spatial.random_smooth_disp(2, SIZE, max_disp=4.0, generator=torch.Generator().manual_seed(0))
-    return moving, spatial.warp(moving, true), true
 
 
 def epe(disp, true):
