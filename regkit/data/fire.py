@@ -71,7 +71,7 @@ from . import appearance
 from .download import download, extract
 from .fundus import retina_photo, synth_fundus
 from .mnist import DataNotFoundError
-from .pairs import PairDataset, item_seed
+from .pairs import PairDataset, item_seed, merge_params
 
 __all__ = ["fire_reg256", "fire_pairs", "download_fire", "build_fire_index", "PAPER_SPLITS", "PROXY_PARAMS",
            "FIRE_URL", "FIRE_SHA256"]
@@ -171,12 +171,7 @@ def _sample_landmarks(mask: torch.Tensor, fallback: torch.Tensor, k: int, margin
 
 
 def _proxy_dataset(split: str, seed: int, limit, params: dict | None, sizes: dict | None) -> PairDataset:
-    p = dict(PROXY_PARAMS)
-    if params:
-        unknown = set(params) - set(p)
-        if unknown:
-            raise ValueError(f"params has unknown keys {sorted(unknown)}; known: {sorted(p)}")
-        p.update(params)
+    p = merge_params(PROXY_PARAMS, params)
     n_sizes = dict(PAPER_SPLITS, **(sizes or {}))
     ps, grid = p["patch"], p["grid"]
     stride = (p["scene"] - ps) // max(grid - 1, 1)

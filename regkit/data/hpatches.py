@@ -39,7 +39,7 @@ import torch
 from .. import spatial
 from . import appearance
 from .fundus import smooth_noise
-from .pairs import PairDataset
+from .pairs import PairDataset, merge_params
 
 __all__ = ["hpatches_reg256", "synth_texture", "PAPER_SPLITS", "PARAMS", "TEXTURES"]
 
@@ -121,12 +121,7 @@ def hpatches_reg256(split: str, seed: int = 0, variant: str = "synthetic", *, li
         raise ValueError(f"split must be one of {tuple(PAPER_SPLITS)}, got {split!r}")
     if variant not in ("synthetic", "textures"):
         raise ValueError(f"variant must be 'synthetic' or 'textures', got {variant!r}")
-    p = dict(PARAMS)
-    if params:
-        unknown = set(params) - set(p)
-        if unknown:
-            raise ValueError(f"params has unknown keys {sorted(unknown)}; known: {sorted(p)}")
-        p.update(params)
+    p = merge_params(PARAMS, params)
     n_sizes = dict(PAPER_SPLITS, **(sizes or {}))
     cs, ps = p["canvas"], p["patch"]
     lo = (cs - ps) // 2

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["PairDataset", "collate_pairs", "item_seed", "check_item"]
+__all__ = ["PairDataset", "collate_pairs", "item_seed", "check_item", "merge_params"]
 
 
 def item_seed(*keys) -> int:
@@ -43,6 +43,21 @@ def item_seed(*keys) -> int:
     """
     text = "\x1f".join(str(k) for k in keys).encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") >> 1
+
+
+def merge_params(defaults: dict, params: dict | None) -> dict:
+    """A copy of ``defaults`` updated with ``params``; unknown keys raise a ``ValueError``.
+
+    >>> merge_params({"a": 1, "b": 2}, {"b": 3})
+    {'a': 1, 'b': 3}
+    """
+    merged = dict(defaults)
+    if params:
+        unknown = set(params) - set(merged)
+        if unknown:
+            raise ValueError(f"params has unknown keys {sorted(unknown)}; known: {sorted(merged)}")
+        merged.update(params)
+    return merged
 
 
 def check_item(item: dict, where: str = "item") -> dict:

@@ -64,6 +64,7 @@ from torch import Tensor
 
 from .. import metrics, spatial
 from .._checks import check_image, check_mask, check_pair, check_positive
+from ..classical._common import gaussian_blur
 from ..registry import RegResult, method, register
 
 __all__ = [
@@ -182,15 +183,6 @@ def _fixed_oracle(moving: Tensor, fixed: Tensor) -> RegResult:
 # ----------------------------------------------------------------------------------------------
 
 
-def _gaussian(x: Tensor, sigma: float) -> Tensor:
-    r = max(1, int(3 * sigma + 0.5))
-    t = torch.arange(-r, r + 1, device=x.device, dtype=torch.float32)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-
-
 @torch.no_grad()
 def vessel_mask(
     image: Tensor, fov: Tensor | None = None, radius: int = VESSEL_RADIUS, fraction: float = VESSEL_FRACTION,
@@ -225,7 +217,7 @@ def vessel_mask(
         raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
     fov_f = check_mask("fov", fov, image)
     with torch.autocast(device_type=image.device.type, enabled=False):
-        x = _gaussian(image.float(), sigma)
+        x = gaussian_blur(image.float(), sigma)
         k = 2 * radius + 1
         dil = F.max_pool2d(F.pad(x, (radius,) * 4, mode="replicate"), k, 1)
         closed = -F.max_pool2d(F.pad(-dil, (radius,) * 4, mode="replicate"), k, 1)
@@ -536,7 +528,7 @@ def metric_probe(moving: Tensor, fixed: Tensor, shifts: Sequence[float] = (2.0, 
         u[:, 0] = float(s) / math.sqrt(2)
         u[:, 1] = float(s) / math.sqrt(2)
         cands.append((f"fixed shifted {s:g} px", spatial.warp(fixed.float(), u)))
-    cands.append((f"fixed blurred (sigma {blur:g} px)", _gaussian(fixed.float(), blur)))
+    cands.append((f"fixed blurred (sigma {blur:g} px)", gaussian_blur(fixed.float(), blur)))
     cands.append(("flat image at the fixed mean", fixed.float().mean((2, 3), keepdim=True).expand_as(fixed).contiguous()))
     cands.append(("moving with the fixed histogram", histogram_match(moving, fixed)))
     cands.append(("moving (unregistered)", moving.float()))
