@@ -95,12 +95,18 @@ def check_size(name: str, size) -> tuple[int, int]:
     return h, w
 
 
-def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool = False):
-    """Check a positive (or non-negative) number, optionally an integer."""
+def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool = False, allow_inf: bool = False):
+    """Check a finite positive (or non-negative) number, optionally an integer.
+
+    NaN is always refused; infinity only passes with ``allow_inf=True``.
+    """
     if integer and (isinstance(value, bool) or not isinstance(value, int)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number, got {value!r}")
+    kind = "non-negative" if allow_zero else "positive"
     if value != value or (value < 0 if allow_zero else value <= 0):
-        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value!r}")
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    if value == float("inf") and not allow_inf:
+        raise ValueError(f"{name} must be a finite {kind} number, got {value!r}")
     return value

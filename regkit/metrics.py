@@ -21,13 +21,11 @@ tensor([1., 1.])
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._checks import check_disp, check_mask, check_pair, check_positive, check_tensor
+from .filters import gaussian_filter, gaussian_kernel1d
 from .spatial import jacobian_determinant, sample_points
 
 __all__ = ["mse", "psnr", "ssim", "ncc", "dice", "soft_dice", "smooth_dice", "tre", "epe", "folding_fraction"]
@@ -75,27 +73,6 @@ def psnr(a: Tensor, b: Tensor, mask: Tensor | None = None, data_range: float = 1
     return 10.0 * torch.log10(data_range**2 / err)
 
 
-@lru_cache(maxsize=8)
-def _gaussian_1d(sigma: float, truncate: float) -> Tensor:
-    radius = int(truncate * sigma + 0.5)
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return (k / k.sum()).float()
-
-
-def _gaussian_filter(x: Tensor, kernel: Tensor, same: bool = False) -> Tensor:
-    """Separable Gaussian filter per channel.
-
-    ``same=False``: no padding ("valid"), ``N,C,H,W -> N,C,H-2r,W-2r``; ``same=True``: zero
-    padding, same size.
-    """
-    c = x.shape[1]
-    k = kernel.to(x.device)
-    r = (k.numel() - 1) // 2 if same else 0
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, r), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(r, 0), groups=c)
-
-
 @torch.no_grad()
 def ssim(
     a: Tensor,
@@ -122,14 +99,13 @@ def ssim(
     mask = check_mask("mask", mask, a)
     check_positive("data_range", data_range)
     check_positive("sigma", sigma)
-    kernel = _gaussian_1d(float(sigma), 3.5)
-    r = (kernel.numel() - 1) // 2
+    r = (gaussian_kernel1d(float(sigma), 3.5, "round").numel() - 1) // 2
     if min(a.shape[-2:]) <= 2 * r:
         raise ValueError(f"a and b must be larger than the {2 * r + 1}-pixel SSIM window, got {tuple(a.shape[-2:])}")
     with torch.autocast(device_type=a.device.type, enabled=False):
         a, b = _float(a, b)
         c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-        stats = _gaussian_filter(torch.cat((a, b, a * a, b * b, a * b), 1), kernel)
+        stats = gaussian_filter(torch.cat((a, b, a * a, b * b, a * b), 1), sigma, 3.5, padding="valid")
         mu_a, mu_b, aa, bb, ab = stats.chunk(5, dim=1)
         var_a, var_b, cov = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
         smap = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
@@ -238,8 +214,7 @@ def smooth_dice(a: Tensor, b: Tensor, sigma: float = SMOOTH_DICE_SIGMA) -> Tenso
     with torch.autocast(device_type=a.device.type, enabled=False):
         a, b = _float(a, b)
         if sigma > 0:
-            kernel = _gaussian_1d(float(sigma), 3.5)
-            a, b = _gaussian_filter(a, kernel, same=True), _gaussian_filter(b, kernel, same=True)
+            a, b = gaussian_filter(a, sigma, 3.5), gaussian_filter(b, sigma, 3.5)
         num = 2 * (a * b).flatten(1).sum(1)
         den = (a * a).flatten(1).sum(1) + (b * b).flatten(1).sum(1)
         return torch.where(den > _NCC_EPS, num / den.clamp_min(_NCC_EPS), torch.ones_like(den))

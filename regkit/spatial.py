@@ -41,6 +41,7 @@ __all__ = [
     "invert_affine",
     "affine_to_disp",
     "disp_to_affine",
+    "fit_affine",
     "compose",
     "integrate_velocity",
     "resize_image",
@@ -259,21 +260,65 @@ def affine_to_disp(theta: Tensor, size) -> Tensor:
     return (moved - pts).reshape(theta.shape[0], 2, h, w)
 
 
+def fit_affine(src: Tensor, dst: Tensor, weight: Tensor | None = None) -> Tensor:
+    r"""Least-squares affine map with :math:`\text{dst} \approx A\,\text{src} + t`.
+
+    The one affine fit of regkit (RANSAC refits, FIRE pre-alignment, :func:`disp_to_affine`);
+    solved in float64.
+
+    Parameters
+    ----------
+    src, dst : Tensor ``K,2`` or ``N,K,2``
+        Corresponding points in pixels, (x, y) order; at least 3 per batch item, not collinear.
+    weight : Tensor ``K`` or ``N,K``, optional
+        Non-negative weights per point (a bool mask keeps only the true points).
+
+    Returns
+    -------
+    Tensor ``2,3`` (or ``N,2,3``), the dtype of ``src``: ``[A | t]`` in pixels.
+
+    Example
+    -------
+    >>> src = torch.tensor([[0., 0.], [1., 0.], [0., 1.], [1., 1.]])
+    >>> fit_affine(src, src * 2 + torch.tensor([3., -1.])).round(decimals=4).abs().tolist()
+    [[2.0, 0.0, 3.0], [0.0, 2.0, 1.0]]
+    """
+    check_tensor("src", src)
+    check_tensor("dst", dst)
+    if src.shape != dst.shape or src.ndim not in (2, 3) or src.shape[-1] != 2:
+        raise ValueError(f"src and dst must both be (K, 2) or (N, K, 2), got {tuple(src.shape)} and {tuple(dst.shape)}")
+    x = torch.cat((src.double(), torch.ones_like(src[..., :1], dtype=torch.float64)), -1)
+    y = dst.double()
+    if weight is not None:
+        if weight.shape != src.shape[:-1]:
+            raise ValueError(f"weight must have shape {tuple(src.shape[:-1])}, got {tuple(weight.shape)}")
+        if weight.dtype == torch.bool and src.ndim == 2:
+            x, y = x[weight], y[weight]
+        else:
+            wgt = weight.to(torch.float64).sqrt().unsqueeze(-1)
+            x, y = x * wgt, y * wgt
+    if x.shape[-2] < 3:
+        raise ValueError(f"fit_affine needs at least 3 points, got {x.shape[-2]}")
+    sol = torch.linalg.lstsq(x, y).solution  # ...,3,2
+    return sol.transpose(-1, -2).to(src.dtype)
+
+
 def disp_to_affine(disp: Tensor, mask: Tensor | None = None) -> Tensor:
     """Least-squares affine ``N,2,3`` (pixels) closest to a displacement field, optionally masked.
 
     Exact for fields made by :func:`affine_to_disp`.
+
+    >>> theta = affine_matrix((16, 16), rotation=10.0, tx=2.0)
+    >>> torch.allclose(disp_to_affine(affine_to_disp(theta, (16, 16))), theta, atol=1e-5)
+    True
     """
     check_disp("disp", disp)
     n, _, h, w = disp.shape
-    grid = identity_grid((h, w), disp.device, disp.dtype).flatten(2)  # 1,2,HW
-    src = torch.cat((grid, torch.ones_like(grid[:, :1])), 1).expand(n, 3, h * w).transpose(1, 2)  # N,HW,3
-    dst = (grid + disp.flatten(2)).transpose(1, 2)  # N,HW,2
-    if mask is not None:
-        wgt = mask.reshape(n, h * w, 1).to(disp.dtype)
-        src, dst = src * wgt, dst * wgt
-    sol = torch.linalg.lstsq(src.double(), dst.double()).solution  # N,3,2
-    return sol.transpose(1, 2).to(disp.dtype)
+    grid = identity_grid((h, w), disp.device, disp.dtype).flatten(2).transpose(1, 2)  # 1,HW,2
+    src = grid.expand(n, h * w, 2)
+    dst = src + disp.flatten(2).transpose(1, 2)  # N,HW,2
+    weight = None if mask is None else mask.reshape(n, h * w).to(disp.dtype)
+    return fit_affine(src, dst, weight)
 
 
 # ----------------------------------------------------------------------------------------------

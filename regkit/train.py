@@ -61,7 +61,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, Mapping
@@ -73,6 +72,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import losses, metrics
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .registry import RegResult
 from .runtime import default_device, seed_everything
 
@@ -82,9 +82,6 @@ __all__ = [
     "RegistrationObjective",
     "PairDataset",
     "METRICS",
-    "save_checkpoint",
-    "load_checkpoint",
-    "load_model",
     "distributed_info",
 ]
 
@@ -405,95 +402,6 @@ class _EpochShuffleSampler(Sampler):
 
 
 # ----------------------------------------------------------------------------------------------
-# Checkpoints
-# ----------------------------------------------------------------------------------------------
-
-
-def save_checkpoint(state: dict, path) -> None:
-    """Write ``state`` with ``torch.save`` atomically: a temp file in the same folder, then ``os.replace``.
-
-    A crash mid-write leaves the previous checkpoint intact.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load a checkpoint with ``torch.load(..., weights_only=True)``.
-
-    Only tensors and plain containers/numbers/strings are accepted, so a checkpoint crafted to run
-    code when unpickled is refused with a ``ValueError`` instead of being executed.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # pickle.UnpicklingError for disallowed globals
-        raise ValueError(
-            f"refusing to load checkpoint {path!r}: it is not a plain weights file "
-            f"(torch.load with weights_only=True failed: {type(err).__name__}: {str(err).splitlines()[0]})"
-        ) from err
-
-
-def load_model(model: nn.Module, path, map_location="cpu", strict: bool = True) -> nn.Module:
-    """Load weights into ``model`` from a Trainer checkpoint (``last.pt``) or a plain state dict file.
-
-    >>> m = torch.nn.Linear(2, 2)
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     save_checkpoint({"model": m.state_dict()}, os.path.join(d, "m.pt"))
-    ...     m2 = load_model(torch.nn.Linear(2, 2), os.path.join(d, "m.pt"))
-    >>> torch.equal(m.weight, m2.weight)
-    True
-    """
-    state = load_checkpoint(path, map_location)
-    weights = state["model"] if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict) else state
-    model.load_state_dict(weights, strict=strict)
-    return model
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "python": _to_lists(random.getstate()),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _to_lists(x):
-    return [_to_lists(v) for v in x] if isinstance(x, (tuple, list)) else x
-
-
-def _to_tuples(x):
-    return tuple(_to_tuples(v) for v in x) if isinstance(x, (tuple, list)) else x
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    random.setstate(_to_tuples(state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-
-
-# ----------------------------------------------------------------------------------------------
 # Distributed
 # ----------------------------------------------------------------------------------------------
 
@@ -685,7 +593,7 @@ class Trainer:
             "objective": self.objective.state_dict() if isinstance(self.objective, nn.Module) else {},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "epoch": self.epoch,
             "step": self.step,
             "history": self.history,
@@ -701,7 +609,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = [dict(h) for h in state["history"]]
 
@@ -847,6 +755,8 @@ class Trainer:
             self.model.train()
             if isinstance(self.objective, nn.Module):
                 self.objective.train()
+            if callable(getattr(train_set, "set_epoch", None)):
+                train_set.set_epoch(epoch)  # e.g. pairs re-drawn each epoch, seeded by (seed, epoch)
             loader = self._loader(train_set, train=True, epoch=epoch)
             sums: dict[str, float] = {}
             count = 0.0

@@ -45,7 +45,8 @@ from torch import Tensor
 from .. import spatial
 from .._checks import check_pair, check_positive
 from ..registry import RegResult, method
-from ._common import check_levels_iterations, gaussian_blur, grey, image_gradient, image_pyramid, pyramid_sizes
+from ..filters import gaussian_blur, image_gradient
+from ._common import check_levels_iterations, grey, image_pyramid, pyramid_sizes
 
 __all__ = ["horn_schunck", "neighbour_average"]
 

@@ -98,16 +98,6 @@ def match(desc_a: Tensor, desc_b: Tensor, ratio: float = 0.75) -> Tensor:
     return torch.stack((ia, idx[keep, 0]), 1)
 
 
-def _fit_affine(src: Tensor, dst: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Least-squares affine ``2,3`` with ``dst ≈ A src + t`` (float64 inside)."""
-    x = torch.cat((src.double(), torch.ones_like(src[:, :1], dtype=torch.float64)), 1)
-    y = dst.double()
-    if weight is not None:
-        x, y = x[weight], y[weight]
-    sol = torch.linalg.lstsq(x, y).solution  # 3,2
-    return sol.T.float()
-
-
 def ransac_affine(
     src: Tensor,
     dst: Tensor,
@@ -200,7 +190,7 @@ def ransac_affine(
     for _ in range(refine):
         if int(inliers.sum()) < 3:
             break
-        theta = _fit_affine(src, dst, inliers)
+        theta = spatial.fit_affine(src, dst, inliers).float()
         pred = src.float() @ theta[:, :2].T + theta[:, 2]
         new = ((pred - dst.float()) ** 2).sum(1) < threshold**2
         if int(new.sum()) < 3:

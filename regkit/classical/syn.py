@@ -57,7 +57,8 @@ from torch import Tensor
 from .. import spatial
 from .._checks import check_disp, check_pair, check_positive
 from ..registry import RegResult, method
-from ._common import gaussian_blur, grey, image_gradient
+from ..filters import gaussian_blur, image_gradient
+from ._common import grey
 
 __all__ = ["syn", "invert_disp", "inverse_consistency_error"]
 

@@ -34,18 +34,11 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from ..files import atomic_write, sha256sum
+
 __all__ = ["sha256sum", "download", "extract", "safe_member_path"]
 
 _CHUNK = 1 << 20
-
-
-def sha256sum(path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _open_url(url: str, timeout: float):
@@ -82,34 +75,26 @@ def download(url: str, dest, sha256: str | None, *, timeout: float = 60.0, progr
         raise ValueError(f"sha256 must be a 64-character hex digest or None, got {sha256!r}")
     if dest.is_file() and sha256 is not None and sha256sum(dest) == sha256.lower():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, _open_url(url, timeout) as src:
-            total = getattr(src, "length", None) or None
-            bar = None
-            if progress and total and total > 8 * _CHUNK:
-                from tqdm.auto import tqdm
+    h = hashlib.sha256()
+    with atomic_write(dest, "wb", suffix=".part") as out, _open_url(url, timeout) as src:
+        total = getattr(src, "length", None) or None
+        bar = None
+        if progress and total and total > 8 * _CHUNK:
+            from tqdm.auto import tqdm
 
-                bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name)
-            for chunk in iter(lambda: src.read(_CHUNK), b""):
-                out.write(chunk)
-                h.update(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name)
+        for chunk in iter(lambda: src.read(_CHUNK), b""):
+            out.write(chunk)
+            h.update(chunk)
             if bar is not None:
-                bar.close()
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
         digest = h.hexdigest()
         if sha256 is not None and digest != sha256.lower():
             raise ValueError(
                 f"checksum mismatch for {dest.name} from {url}: expected sha256 {sha256.lower()}, got {digest}"
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return dest
 
 

@@ -292,13 +292,6 @@ def _fov(d: Path, img: torch.Tensor) -> torch.Tensor:
     return img > 0.04
 
 
-def _fit_affine(src: np.ndarray, dst: np.ndarray) -> torch.Tensor:
-    """Least-squares affine ``1,2,3`` with ``dst ≈ A src + t``."""
-    a = np.concatenate([src, np.ones((len(src), 1))], 1)
-    sol, *_ = np.linalg.lstsq(a, dst, rcond=None)
-    return torch.from_numpy(sol.T.astype(np.float32))[None]
-
-
 def _load_pair(d: Path, rec: dict, scale: float, prealign):
     fixed, moving = _read_green(rec["fixed"], scale), _read_green(rec["moving"], scale)
     if fixed.shape != moving.shape:
@@ -307,7 +300,7 @@ def _load_pair(d: Path, rec: dict, scale: float, prealign):
     fov_m = _fov(d, moving)
     q, m = rec["points"][:, :2] * scale, rec["points"][:, 2:] * scale
     if prealign == "affine":
-        theta = _fit_affine(q, m)                                     # fixed grid -> image 2
+        theta = spatial.fit_affine(torch.from_numpy(q), torch.from_numpy(m))[None].float()  # fixed -> image 2
         disp = spatial.affine_to_disp(theta, fixed.shape[-2:])
         moving = spatial.warp(moving, disp)
         fov_m = spatial.warp_labels(fov_m.to(torch.uint8), disp).bool()

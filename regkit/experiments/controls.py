@@ -64,7 +64,7 @@ from torch import Tensor
 
 from .. import metrics, spatial
 from .._checks import check_image, check_mask, check_pair, check_positive
-from ..classical._common import gaussian_blur
+from ..filters import gaussian_blur
 from ..registry import RegResult, method, register
 
 __all__ = [

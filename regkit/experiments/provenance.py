@@ -19,12 +19,13 @@ import math
 import os
 import platform
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..files import atomic_write
 
 __all__ = ["collect", "git_revision", "device_name", "versions", "write_json", "read_json", "REPO_ROOT"]
 
@@ -112,20 +113,9 @@ def write_json(data: dict, path: os.PathLike | str, indent: int | None = 2) -> P
     Non-finite floats become ``null``. ``indent=None`` writes one line (for bulky data files).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_finite(data), indent=indent, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a results file is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, "w", suffix=".json") as f:
+        f.write(text)
     return path
 
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_pair
+from ..checkpoint import load_checkpoint
 from ..registry import RegResult
 
 __all__ = [
@@ -117,12 +118,10 @@ def as_model(model, cls, device) -> nn.Module:
             f"then call register(moving, fixed, method=..., model=trainer.model) or model='checkpoints/last.pt'"
         )
     if isinstance(model, (str, os.PathLike)):
-        from ..train import load_checkpoint
-
         state = load_checkpoint(model, map_location=device)
         config = state.get("model_config") if isinstance(state, dict) else None
         if not config:
-            raise ValueError(f"checkpoint {os.fspath(model)!r} has no model_config; build the model and use regkit.train.load_model")
+            raise ValueError(f"checkpoint {os.fspath(model)!r} has no model_config; build the model and use regkit.checkpoint.load_model")
         net = cls(**config)
         net.load_state_dict(state["model"])
         return net.to(device)
