@@ -929,7 +929,11 @@ class Slider:
         bundle: dict[str, Any] = {}
         w = self.widget()
         if w is not None:
-            bundle.update(w._repr_mimebundle_())
+            if hasattr(w, "_repr_mimebundle_"):
+                bundle.update(w._repr_mimebundle_())
+            else:  # ipywidgets 7 (Colab's): the view its _ipython_display_ would emit
+                view = {"version_major": 2, "version_minor": 0, "model_id": w.model_id}
+                bundle["application/vnd.jupyter.widget-view+json"] = view
         bundle["text/html"] = self.html
         bundle["text/plain"] = repr(self)
         return bundle

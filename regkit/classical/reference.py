@@ -138,6 +138,20 @@ def sitk_demons(
 # ------------------------------------------------------------------------------------------ ANTs
 
 
+def _import_ants():
+    """ANTsPy, imported on first use: it is an optional extra of its own (``regkit[ants]``)."""
+    try:
+        import ants
+    except ImportError as err:
+        raise ModuleNotFoundError(
+            'ants_syn needs ANTsPy, which regkit does not install by default: pip install "regkit[ants]" '
+            "(or pip install antspyx). antspyx 0.6.3 pins numpy<2.4 and scipy<1.16, so where newer ones "
+            "are installed (as on Colab) it downgrades them: restart the runtime after installing it.",
+            name="ants",
+        ) from err
+    return ants
+
+
 def _remove_files(paths) -> None:
     for p in set(paths):
         try:
@@ -186,7 +200,7 @@ def ants_syn(
     Everything ANTs writes goes to a private temporary folder that is removed afterwards, and the
     files it lists in ``fwdtransforms``/``invtransforms`` are deleted explicitly as well.
     """
-    import ants
+    ants = _import_ants()
 
     check_pair("moving", moving, "fixed", fixed)
     for name, v in (("flow_sigma", flow_sigma), ("total_sigma", total_sigma)):
