@@ -16,7 +16,7 @@ from torch import nn
 import regkit
 from regkit import spatial
 from regkit.checkpoint import load_checkpoint, load_model, save_checkpoint
-from regkit.train import PairDataset, RegistrationObjective, TrainConfig, Trainer
+from regkit.train import RegistrationObjective, TensorPairs, TrainConfig, Trainer
 
 
 class TinyNet(nn.Module):
@@ -140,7 +140,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="similarity"):
         RegistrationObjective("cosine")
     with pytest.raises(ValueError, match="fixed"):
-        PairDataset(moving=torch.zeros(2, 1, 4, 4))
+        TensorPairs(moving=torch.zeros(2, 1, 4, 4))
     t = Trainer(TinyNet(), config=config(epochs=1), device="cpu")
     with pytest.raises(ValueError, match="'fixed'"):
         t.fit([{"moving": torch.zeros(1, 8, 8)}])
