@@ -19,7 +19,6 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-import torch
 from torch import Tensor
 
 from ._checks import check_pair
@@ -60,7 +59,7 @@ class _Method:
 
 _METHODS: dict[str, _Method] = {}
 # Packages whose import registers their methods.
-_PROVIDERS: list[str] = ["regkit.classical", "regkit.models", "regkit.experiments.controls"]
+_PROVIDERS: list[str] = ["regkit.baselines", "regkit.classical", "regkit.models"]
 _loaded = False
 
 
@@ -112,9 +111,3 @@ def register(moving: Tensor, fixed: Tensor, method: str = "identity", **params) 
     if not isinstance(result, RegResult):
         raise TypeError(f"method {method!r} returned {type(result).__name__}, expected RegResult")
     return result
-
-
-@method("identity", kind="baseline", summary="No registration: the moving image as it is (the unregistered row).")
-def _identity(moving: Tensor, fixed: Tensor) -> RegResult:
-    disp = torch.zeros(moving.shape[0], 2, *moving.shape[-2:], device=moving.device)
-    return RegResult(warped=moving.float().clone(), disp=disp)

@@ -1,12 +1,20 @@
 """Seeds, devices and the run-size switch.
 
-``REGKIT_PROFILE=quick|full`` chooses the size of every experiment: *full* reproduces a paper's
-protocol, *quick* keeps every code path but shrinks data and epochs so that a chapter runs on two
-CPU cores in minutes. Unset, it is *full* where CUDA is available and *quick* elsewhere.
+``REGKIT_PROFILE=quick|cpu|full`` chooses the size of every experiment:
+
+- *quick* keeps every code path but shrinks data and epochs so that a chapter runs on two CPU
+  cores in minutes: a smoke run, never a reproduction;
+- *cpu* trains the paper's architectures at a stated reduced size (resolution, width) until their
+  validation loss flattens, in at most about 30 minutes per table on two CPU cores;
+- *full* reproduces a paper's protocol (a GPU, or the CPU where the models are small).
+
+Unset, it is *full* where CUDA is available and *quick* elsewhere.
 
 >>> from regkit import runtime
->>> runtime.by_profile(quick=2, full=30, which="quick")
-2
+>>> runtime.by_profile(quick=2, full=30, which="quick"), runtime.by_profile(quick=2, full=30, which="cpu")
+(2, 30)
+>>> runtime.by_profile(quick=2, cpu=10, full=30, which="cpu")
+10
 """
 
 from __future__ import annotations
@@ -17,9 +25,9 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "default_device", "profile", "by_profile", "PROFILES"]
+__all__ = ["seed_everything", "default_device", "profile", "by_profile", "eval_mode", "PROFILES"]
 
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "cpu", "full")
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -51,9 +59,44 @@ def profile() -> str:
     return value
 
 
-def by_profile(*, quick, full, which: str | None = None):
-    """Pick the value for the current profile (or for ``which``): ``by_profile(quick=2, full=30)``."""
+def by_profile(*, quick, full, cpu=None, which: str | None = None):
+    """Pick the value for the current profile (or for ``which``).
+
+    ``by_profile(quick=2, cpu=10, full=30)``; without ``cpu`` the cpu profile takes ``full``'s
+    value (for experiments whose full protocol already fits a CPU).
+    """
     chosen = profile() if which is None else which
     if chosen not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {chosen!r}")
-    return quick if chosen == "quick" else full
+    if chosen == "quick":
+        return quick
+    if chosen == "cpu" and cpu is not None:
+        return cpu
+    return full
+
+
+class eval_mode:
+    """Context manager: put a module (or ``None``) in eval mode and restore its mode after.
+
+    >>> net = torch.nn.Dropout(); net.training
+    True
+    >>> with eval_mode(net):
+    ...     net.training
+    False
+    >>> net.training
+    True
+    """
+
+    def __init__(self, module):
+        self.module = module if isinstance(module, torch.nn.Module) else None
+
+    def __enter__(self):
+        if self.module is not None:
+            self.was_training = self.module.training
+            self.module.eval()
+        return self.module
+
+    def __exit__(self, *exc):
+        if self.module is not None:
+            self.module.train(self.was_training)
+        return False

@@ -1,5 +1,5 @@
-"""Controls and structural tests of "does it really register": appearance transfer, the fixed
-oracle, vessel segmentation, shuffled pairings, per-pair scores and the whole table."""
+"""Controls and structural tests of "does it really register": vessel segmentation, shuffled
+pairings, structural scores, the whole table, the metric probe and the moved-fixed test."""
 
 import math
 
@@ -8,6 +8,7 @@ import torch
 
 import regkit
 from regkit import spatial
+from regkit.evaluation import MethodSpec, evaluate, iter_batches
 from regkit.experiments import controls as C
 from regkit.models.gpereg import GPERegNet
 
@@ -49,40 +50,6 @@ def toy_items(n_pairs=4, frames=2, size=48, shift=3.0):
                 "frame": f, "pair": p,
             })
     return items
-
-
-# --------------------------------------------------------------------------- appearance controls
-
-
-def test_histogram_match_keeps_layout_takes_histogram():
-    g = torch.Generator().manual_seed(0)
-    m, f = torch.rand(2, 1, 24, 24, generator=g), torch.rand(2, 1, 24, 24, generator=g) ** 3
-    out = C.histogram_match(m, f)
-    torch.testing.assert_close(out.flatten(1).sort(1).values, f.flatten(1).sort(1).values)
-    # monotone: the ranking of pixels is the moving image's
-    assert torch.equal(out.flatten(1).argsort(1), m.flatten(1).argsort(1))
-
-
-def test_meanstd_match():
-    m = torch.linspace(0.2, 0.6, 64).view(1, 1, 8, 8)
-    f = 0.3 + 0.5 * torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    out = C.meanstd_match(m, f)
-    assert abs(float(out.mean() - f.mean())) < 1e-5 and abs(float(out.std() - f.std())) < 1e-5
-    flat = C.meanstd_match(torch.full((1, 1, 8, 8), 0.4), f)
-    torch.testing.assert_close(flat, torch.full_like(flat, float(f.mean())))
-
-
-def test_control_methods():
-    x, y = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
-    res = regkit.register(x, y, method="appearance_transfer")
-    assert res.disp is not None and float(res.disp.abs().max()) == 0.0
-    res = regkit.register(x, y, method="appearance_transfer", mode="meanstd")
-    assert res.warped.shape == x.shape
-    with pytest.raises(ValueError, match="mode"):
-        regkit.register(x, y, method="appearance_transfer", mode="clahe")
-    oracle = regkit.register(x, y, method="fixed_oracle")
-    assert torch.equal(oracle.warped, y) and oracle.disp is None
-    assert regkit.describe()["fixed_oracle"]["kind"] == "control"
 
 
 # ----------------------------------------------------------------------------- vessel masks
@@ -135,30 +102,37 @@ def test_shuffled_pairing():
 
 def test_iter_batches_never_mix_pairs_and_resize():
     items = toy_items(n_pairs=3, frames=3)
-    batches = list(C.iter_batches(items, batch_size=2))
+    batches = list(iter_batches(items, batch_size=2))
     assert [b["pair"].tolist() for b in batches] == [[0, 0], [0], [1, 1], [1], [2, 2], [2]]
-    small = next(C.iter_batches(items, batch_size=3, size=(24, 24)))
+    small = next(iter_batches(items, batch_size=3, size=(24, 24)))
     assert small["moving"].shape == (3, 1, 24, 24) and small["mask_fixed"].dtype == torch.bool
     scale = 23 / 47
     torch.testing.assert_close(small["landmarks_fixed"], items[0]["landmarks_fixed"].expand(3, 3, 2) * scale)
     torch.testing.assert_close(small["disp"][:, 0].mean(), torch.tensor(3.0 * scale))
 
 
-def test_score_pairs_with_and_without_displacement():
-    batch = next(C.iter_batches(toy_items(2, 2), batch_size=2))
-    truth = regkit.RegResult(warped=spatial.warp(batch["moving"], batch["disp"]), disp=batch["disp"])
-    s = C.score_pairs(truth, batch)
-    assert set(s) == {"ncc", "ssim", "psnr", "dice_vessels", "dice_vessels_gt", "dice_warped_gt", "tre"}
-    assert float(s["tre"].max()) < 1e-4 and float(s["dice_warped_gt"].min()) > 0.95
-    free = C.score_pairs(regkit.RegResult(warped=batch["fixed"], disp=None), batch)
-    assert set(free) == {"ncc", "ssim", "psnr", "dice_vessels", "dice_vessels_gt"}
-    assert float(free["dice_vessels"].min()) == 1.0 and math.isinf(float(free["psnr"][0]))
+def test_vessel_metrics_with_and_without_displacement():
+    batch = next(iter_batches(toy_items(2, 2), batch_size=2))
+    scores = {"psnr": None, "tre": None, **C.vessel_metrics()}
+
+    @regkit.registry.method("_test_truth", kind="test", summary="the true field")
+    def _truth(moving, fixed):
+        return regkit.RegResult(warped=spatial.warp(moving, batch["disp"]), disp=batch["disp"])
+
+    try:
+        res = evaluate(None, ["_test_truth", "fixed_oracle"], metrics=scores, batches=[batch])["methods"]
+    finally:
+        regkit.registry._METHODS.pop("_test_truth", None)
+    truth, free = res["_test_truth"]["mean"], res["fixed_oracle"]["mean"]
+    assert truth["tre"] < 1e-4 and truth["dice_warped_gt"] > 0.95 and truth["dice_vessels_gt"] > 0.5
+    assert free["dice_vessels"] == 1.0 and free["psnr"] == float("inf")
+    assert free["tre"] is None and free["dice_warped_gt"] is None  # no field: does not apply
 
 
 def test_does_it_register_controls_and_a_deformation_free_model():
     torch.manual_seed(0)
     net = GPERegNet(scene_widths=(8, 8, 8, 8), appearance_widths=(8, 8, 8, 8), scene_channels=8, num_frames=4)
-    specs = list(C.CONTROLS) + [C.MethodSpec("GPEReg-Net (untrained)", "gpereg", {"model": net}, frame=True)]
+    specs = list(C.CONTROLS) + [MethodSpec("GPEReg-Net (untrained)", "gpereg", {"model": net}, frame=True)]
     rows = C.does_it_register(specs, toy_items(4, 2), batch_size=4, seed=0)
     by = {r["label"]: r for r in rows}
     assert list(by) == [s.label for s in specs] + ["Moving vs fixed"]
@@ -168,15 +142,15 @@ def test_does_it_register_controls_and_a_deformation_free_model():
     assert unreg["tre"] == pytest.approx(3.0, abs=1e-4) and transfer["tre"] == unreg["tre"]
     # the oracle is the upper bound and loses everything when the fixed image is another pair's
     assert oracle["ssim"] == 1.0 and oracle["dice_vessels"] == 1.0 and oracle["geometry_drop_ssim"] > 0.2
-    assert oracle["deformation_free"] and "tre" not in oracle
+    assert oracle["deformation_free"] and oracle["tre"] is None
     model_row = by["GPEReg-Net (untrained)"]
-    assert model_row["deformation_free"] and "tre" not in model_row and "dice_warped_gt" not in model_row
+    assert model_row["deformation_free"] and model_row["tre"] is None and model_row["dice_warped_gt"] is None
     assert all(math.isfinite(model_row[k]) for k in ("ssim", "psnr", "ncc", "shuffled_ssim", "geometry_drop_ssim"))
     assert by["Moving vs fixed"]["dice_vessels"] == pytest.approx(unreg["dice_vessels"])
 
 
 def test_metric_probe_rows():
-    batch = next(C.iter_batches(toy_items(2, 1), batch_size=2))
+    batch = next(iter_batches(toy_items(2, 1), batch_size=2))
     rows = C.metric_probe(batch["moving"], batch["fixed"], shifts=(2.0,))
     names = [r["output"] for r in rows]
     assert names[0] == "fixed shifted 2 px" and "flat image at the fixed mean" in names
@@ -188,10 +162,10 @@ def test_estimate_shift_and_shift_test():
     g = torch.Generator().manual_seed(0)
     a = spatial.resize_image(torch.rand(2, 1, 8, 8, generator=g), (40, 40), mode="bicubic")
     assert C.estimate_shift(a, torch.roll(a, (1, 3), (2, 3)), 4).tolist() == [[3, 1], [3, 1]]
-    batch = next(C.iter_batches(toy_items(2, 1), batch_size=2))
+    batch = next(iter_batches(toy_items(2, 1), batch_size=2))
     torch.manual_seed(0)
     net = GPERegNet(scene_widths=(8, 8, 8, 8), appearance_widths=(8, 8, 8, 8), scene_channels=8, num_frames=4)
-    specs = list(C.CONTROLS) + [C.MethodSpec("GPEReg-Net", "gpereg", {"model": net}, frame=True)]
+    specs = list(C.CONTROLS) + [MethodSpec("GPEReg-Net", "gpereg", {"model": net}, frame=True)]
     rows = {r["label"]: r for r in C.shift_test(specs, batch, shift=(3, 2))}
     assert rows["Fixed image (upper bound)"]["followed"] == [3.0, 2.0]
     assert rows["Fixed image (upper bound)"]["followed_fraction"] == 1.0

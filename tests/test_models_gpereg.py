@@ -8,15 +8,9 @@ import regkit
 from regkit import spatial
 from regkit.models import gpereg
 from regkit.models.blocks import count_parameters
-from regkit.models.gpereg import (
-    GPE,
-    AppearanceEncoder,
-    FrameCache,
-    GPERegNet,
-    GPERegObjective,
-    UncertaintyWeighting,
-    sinusoidal_encoding,
-)
+from regkit.models.factorised import AppearanceEncoder
+from regkit.models.gpe import GPE, FrameCache, sinusoidal_encoding
+from regkit.models.gpereg import GPERegNet, GPERegObjective, UncertaintyWeighting
 
 PARAM_TOL = 0.05  # parameter counts within 5% of the paper's
 
@@ -293,11 +287,11 @@ def test_objective_terms():
 
 
 def test_smoke_training_lowers_loss():
-    from regkit.train import PairDataset, TrainConfig, Trainer
+    from regkit.train import TensorPairs, TrainConfig, Trainer
 
     regkit.seed_everything(0)
     net, obj = small_net(), GPERegObjective()
-    data = PairDataset(**toy_pairs(8, 32))
+    data = TensorPairs(**toy_pairs(8, 32))
     cfg = TrainConfig(epochs=6, batch_size=4, lr=3e-3, weight_decay=1e-5, grad_clip=1.0, progress=False,
                       log=False, seed=0, metrics=("mse", "ssim"))
     start = Trainer(net, obj, cfg, device="cpu").evaluate(data)
@@ -309,13 +303,13 @@ def test_smoke_training_lowers_loss():
 
 
 def test_checkpoint_path_as_model(tmp_path):
-    from regkit.train import PairDataset, TrainConfig, Trainer
+    from regkit.train import TensorPairs, TrainConfig, Trainer
 
     regkit.seed_everything(0)
     net = small_net(num_frames=8, window=2)
     cfg = TrainConfig(epochs=1, batch_size=4, steps_per_epoch=1, progress=False, log=False,
                       checkpoint_dir=str(tmp_path), metrics=("mse",))
-    Trainer(net, GPERegObjective(), cfg, device="cpu").fit(PairDataset(**toy_pairs(4, 16)))
+    Trainer(net, GPERegObjective(), cfg, device="cpu").fit(TensorPairs(**toy_pairs(4, 16)))
     x, y = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
     net.reset_cache()
     direct = regkit.register(x, y, method="gpereg", model=net, frame=torch.tensor([0, 1])).warped

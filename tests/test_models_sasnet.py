@@ -71,11 +71,11 @@ def test_registered_method():
 
 
 def test_smoke_training_lowers_loss():
-    from regkit.train import PairDataset, TrainConfig, Trainer
+    from regkit.train import TensorPairs, TrainConfig, Trainer
 
     regkit.seed_everything(0)
     net, obj = small_net(), SASNetObjective()
-    data = PairDataset(**toy_pairs(8, 32))
+    data = TensorPairs(**toy_pairs(8, 32))
     cfg = TrainConfig(epochs=5, batch_size=4, lr=3e-3, weight_decay=1e-5, progress=False, log=False, seed=0,
                       metrics=("mse",))
     start = Trainer(net, obj, cfg, device="cpu").evaluate(data)

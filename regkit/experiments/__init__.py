@@ -1,9 +1,11 @@
-"""Reproduced experiments: the papers' tables, run through the one registration protocol.
+"""Reproduced experiments: the papers' tables and the "does it register" controls.
 
-- :mod:`regkit.experiments.evaluate` -- loop methods over a pair data set through
-  :func:`regkit.register`; per-pair metrics, means and standard deviations.
-- :mod:`regkit.experiments.paper_numbers` -- the papers' published numbers, as data.
+- :mod:`regkit.experiments.tables` -- one module per reproduced table, behind one registry.
+- :mod:`regkit.experiments.controls` -- controls and structural tests for any method.
+- :mod:`regkit.experiments.provenance` -- results files with their provenance.
+- :mod:`regkit.experiments.status` -- the reproduction-status page, from ``results/*.json``.
+- :mod:`regkit.experiments.cli` -- ``python -m regkit``.
 
-Submodules are imported on demand (``from regkit.experiments import evaluate``), so importing
-this package stays light.
+Every table scores methods through :mod:`regkit.evaluation`, and reads the papers' numbers from
+:mod:`regkit.papers`. Submodules are imported on demand, so importing this package stays light.
 """

@@ -6,7 +6,8 @@ such as SSIM and PSNR against the fixed image cannot tell "the output is aligned
 image" from "the output looks like the fixed image". This module puts numbers on the
 difference, the same way for every method:
 
-Controls (registered methods of kind ``"control"``; the unregistered pair is ``"identity"``)
+Controls (registered methods of kind ``"control"`` in :mod:`regkit.baselines`; the
+unregistered pair is ``"identity"``)
     - ``appearance_transfer``: the moving image given the fixed image's global intensity
       statistics (histogram or mean/std matching, per pair, no learning). It changes how the
       image looks and nothing about where anything is (its ``disp`` is zero).
@@ -24,8 +25,8 @@ Shuffled-fixed test (:func:`shuffled_pairing`)
 Moved-fixed test (:func:`shift_test`)
     Move the fixed image by a few pixels and register again: the output of a method that
     registers moves with it; the output of a method that only borrows appearance stays where
-    the moving image put it. The shift of the output is read off by cross-correlation
-    (:func:`estimate_shift`).
+    the moving image put it. The shift of the output is read off by phase correlation
+    (:func:`estimate_shift`, scikit-image's ``phase_cross_correlation``).
 
 Structural alignment
     - vessel-mask Dice: the output and the fixed image are segmented with the same simple
@@ -39,24 +40,22 @@ Structural alignment
 Convention
 ----------
 - Images ``N,1,H,W`` in [0, 1]; masks ``N,1,H,W`` bool; displacements ``N,2,H,W`` in pixels.
-- A method is described by a :class:`MethodSpec` (a row label, a registered method name, its
-  keyword arguments, and whether it takes the pair's ``frame``).
-- Every score is one number per pair; tables hold means over pairs.
+- A method is described by a :class:`regkit.evaluation.MethodSpec`; every run goes through
+  :func:`regkit.evaluation.evaluate`, the one evaluation path of every table.
+- Every score is one number per pair; tables hold means over pairs (failed pairs counted).
 
 Example
 -------
 >>> import torch
->>> m, f = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32) ** 2
->>> out = histogram_match(m, f)
->>> bool(torch.allclose(out.flatten(1).sort(1).values, f.flatten(1).sort(1).values))
-True
+>>> perm = shuffled_pairing(4, generator=torch.Generator().manual_seed(0))
+>>> sorted(perm.tolist()), any(int(p) == i for i, p in enumerate(perm))
+([0, 1, 2, 3], False)
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -64,20 +63,15 @@ from torch import Tensor
 
 from .. import metrics, spatial
 from .._checks import check_image, check_mask, check_pair, check_positive
+from ..evaluation import MethodSpec, evaluate, iter_batches, run_method, summarise
 from ..filters import gaussian_blur
-from ..registry import RegResult, method, register
+from ..runtime import eval_mode
 
 __all__ = [
-    "histogram_match",
-    "meanstd_match",
     "vessel_mask",
+    "vessel_metrics",
     "shuffled_pairing",
-    "MethodSpec",
     "CONTROLS",
-    "iter_batches",
-    "resize_batch",
-    "run_method",
-    "score_pairs",
     "does_it_register",
     "metric_probe",
     "estimate_shift",
@@ -90,92 +84,6 @@ VESSEL_RADIUS = 5
 """Half-size (pixels) of the square closing of :func:`vessel_mask`: vessels up to about 10 px wide."""
 VESSEL_FRACTION = 0.10
 """Share of (field-of-view) pixels :func:`vessel_mask` calls vessel: about the true share in FIRE-Reg-256."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Appearance transfer alone
-# ----------------------------------------------------------------------------------------------
-
-
-def _interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
-    """1-D linear interpolation like ``numpy.interp`` (``xp`` increasing), clamped at the ends."""
-    idx = torch.searchsorted(xp, x).clamp(1, xp.numel() - 1)
-    x0, x1, f0, f1 = xp[idx - 1], xp[idx], fp[idx - 1], fp[idx]
-    t = ((x - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0, 1)
-    return f0 + t * (f1 - f0)
-
-
-def _match_one(src: Tensor, tmpl: Tensor) -> Tensor:
-    s_vals, s_idx, s_cnt = torch.unique(src, return_inverse=True, return_counts=True)
-    t_vals, t_cnt = torch.unique(tmpl, return_counts=True)
-    s_q = torch.cumsum(s_cnt, 0).double() / src.numel()
-    t_q = torch.cumsum(t_cnt, 0).double() / tmpl.numel()
-    if t_vals.numel() == 1:
-        return torch.full_like(src, float(t_vals[0]))
-    return _interp(s_q, t_q, t_vals.double()).to(src.dtype)[s_idx]
-
-
-@torch.no_grad()
-def histogram_match(moving: Tensor, fixed: Tensor) -> Tensor:
-    """The moving image with the fixed image's intensity histogram, per pair and channel.
-
-    Quantile mapping as in ``skimage.exposure.match_histograms``: each distinct moving value is
-    replaced by the fixed value at the same quantile (linear interpolation between quantiles).
-    The map is monotone, so the spatial layout is the moving image's; with images of the same
-    size and no ties the output's sorted values are exactly the fixed image's.
-    """
-    check_pair("moving", moving, "fixed", fixed)
-    out = torch.empty_like(moving, dtype=torch.float32)
-    for i in range(moving.shape[0]):
-        for c in range(moving.shape[1]):
-            out[i, c] = _match_one(moving[i, c].float().flatten(), fixed[i, c].float().flatten()).view(moving.shape[-2:])
-    return out
-
-
-@torch.no_grad()
-def meanstd_match(moving: Tensor, fixed: Tensor) -> Tensor:
-    r"""The moving image with the fixed image's mean and standard deviation, per pair and channel.
-
-    :math:`(m - \mu_m)\,\sigma_f / \sigma_m + \mu_f`, then clipped to [0, 1] (the one place
-    where values are clipped: the result must stay an image). A flat moving image gives a flat
-    image at the fixed mean.
-
-    >>> m = torch.linspace(0, 1, 16).view(1, 1, 4, 4)
-    >>> out = meanstd_match(m, 0.5 * m + 0.2)
-    >>> round(float(out.mean()), 4), round(float(out.std()), 4)
-    (0.45, 0.1587)
-    """
-    check_pair("moving", moving, "fixed", fixed)
-    m, f = moving.float(), fixed.float()
-    mu_m, mu_f = m.mean((2, 3), keepdim=True), f.mean((2, 3), keepdim=True)
-    sd_m, sd_f = m.std((2, 3), keepdim=True), f.std((2, 3), keepdim=True)
-    scale = torch.where(sd_m > 1e-6, sd_f / sd_m.clamp_min(1e-6), torch.zeros_like(sd_m))
-    return ((m - mu_m) * scale + mu_f).clamp(0, 1)
-
-
-_MATCHERS = {"histogram": histogram_match, "meanstd": meanstd_match}
-
-
-@method(
-    "appearance_transfer",
-    kind="control",
-    summary="Control: the moving image given the fixed image's global intensity statistics "
-    "(histogram or mean/std matching, per pair, no learning); geometry untouched (disp = 0).",
-)
-def _appearance_transfer(moving: Tensor, fixed: Tensor, mode: str = "histogram") -> RegResult:
-    if mode not in _MATCHERS:
-        raise ValueError(f"mode must be one of {sorted(_MATCHERS)}, got {mode!r}")
-    disp = torch.zeros(moving.shape[0], 2, *moving.shape[-2:], device=moving.device)
-    return RegResult(warped=_MATCHERS[mode](moving, fixed), disp=disp, extras={"mode": mode})
-
-
-@method(
-    "fixed_oracle",
-    kind="control",
-    summary="Control: the fixed image itself, the upper bound of every score (no displacement).",
-)
-def _fixed_oracle(moving: Tensor, fixed: Tensor) -> RegResult:
-    return RegResult(warped=fixed.float().clone(), disp=None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -271,31 +179,8 @@ def shuffled_pairing(n: int, groups: Sequence[int] | Tensor | None = None, gener
 
 
 # ----------------------------------------------------------------------------------------------
-# Running methods over data
+# Scores beyond the image metrics, as evaluation metrics fn(result, batch, mask)
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class MethodSpec:
-    """One row of a "does it register" table.
-
-    Attributes
-    ----------
-    label : str
-        Row name in tables.
-    method : str
-        Registered method name (:func:`regkit.methods`).
-    params : dict
-        Keyword arguments of the method (e.g. ``{"model": trained_net}``).
-    frame : bool
-        Pass the pair's ``frame`` index and its ``sequence`` (the batch's ``pair``, the image pair
-        it was cut from): GPEReg-Net's temporal context.
-    """
-
-    label: str
-    method: str
-    params: dict = field(default_factory=dict)
-    frame: bool = False
 
 
 CONTROLS = (
@@ -305,121 +190,45 @@ CONTROLS = (
 )
 """The three controls, in table order."""
 
-
-def _collate(items: Sequence[Mapping]) -> dict:
-    from ..data.pairs import collate_pairs
-
-    return collate_pairs(list(items))
+IMAGE_SCORES = ("ncc", "ssim", "psnr")
 
 
-def iter_batches(data, batch_size: int = 8, size: tuple[int, int] | None = None, device=None) -> Iterable[dict]:
-    """Batches (dicts of ``N,...`` tensors) of a data set of pair dicts, in order.
+def vessel_metrics(radius: int = VESSEL_RADIUS, fraction: float = VESSEL_FRACTION) -> dict:
+    """Structural scores as :func:`regkit.evaluation.evaluate` metrics ``fn(result, batch, mask)``.
 
-    A batch never mixes two image ``pair`` s when items carry one, so that consecutive frames of
-    a sequence meet in one batch (GPEReg-Net's window) and a new sequence starts a new batch.
-    ``size`` resizes images (bilinear), masks (nearest), displacements (values rescaled) and
-    landmarks on the fly (see :func:`resize_batch`). ``data`` may also be one batch dict.
+    - ``dice_vessels``: the output segmented with :func:`vessel_mask` against the fixed image
+      segmented the same way (inside the fixed field of view when the batch has ``fov_fixed``);
+    - ``dice_vessels_gt``: the segmented output against the true ``mask_fixed`` (when present);
+    - ``dice_warped_gt``: for methods with a displacement, the true ``mask_moving`` warped by
+      ``disp`` against ``mask_fixed``.
+
+    Each returns ``None`` where it does not apply.
     """
-    check_positive("batch_size", batch_size, integer=True)
-    if isinstance(data, Mapping):
-        batches = [dict(data)]
-    else:
-        def gen():
-            chunk, last = [], None
-            for i in range(len(data)):
-                item = data[i]
-                pair = item.get("pair")
-                if chunk and (len(chunk) == batch_size or (pair is not None and pair != last)):
-                    yield _collate(chunk)
-                    chunk = []
-                chunk.append(item)
-                last = pair
-            if chunk:
-                yield _collate(chunk)
+    def seg(x, b):
+        return vessel_mask(x.float().clamp(0, 1), b.get("fov_fixed"), radius=radius, fraction=fraction)
 
-        batches = gen()
+    def dice_vessels(res, b, m):
+        return metrics.dice(seg(res.warped, b), seg(b["fixed"], b))
+
+    def dice_vessels_gt(res, b, m):
+        return metrics.dice(seg(res.warped, b), b["mask_fixed"]) if "mask_fixed" in b else None
+
+    def dice_warped_gt(res, b, m):
+        if res.disp is None or "mask_fixed" not in b or "mask_moving" not in b:
+            return None
+        warped = spatial.warp_labels(b["mask_moving"].to(torch.uint8), res.disp.float())
+        return metrics.dice(warped.bool(), b["mask_fixed"])
+
+    return {"dice_vessels": dice_vessels, "dice_vessels_gt": dice_vessels_gt, "dice_warped_gt": dice_warped_gt}
+
+
+def _with_fixed_input(batches: list[dict], fixed_input: Tensor) -> list[dict]:
+    out, start = [], 0
     for b in batches:
-        if size is not None:
-            b = resize_batch(b, size)
-        if device is not None:
-            b = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in b.items()}
-        yield b
-
-
-def resize_batch(batch: Mapping, size) -> dict:
-    """Resize a batch to ``size = (H, W)``: images bilinear, bool masks nearest, ``disp`` with
-    :func:`regkit.spatial.resize_disp`, landmarks (pixels, x then y) scaled with the grid."""
-    h, w = size
-    out = dict(batch)
-    h0, w0 = batch["moving"].shape[-2:]
-    if (h0, w0) == (h, w):
-        return out
-    sx, sy = (w - 1) / (w0 - 1), (h - 1) / (h0 - 1)
-    for k, v in batch.items():
-        if not isinstance(v, Tensor):
-            continue
-        if k == "disp":
-            out[k] = spatial.resize_disp(v, (h, w))
-        elif k.startswith("landmarks_") and v.is_floating_point() and v.shape[-1] == 2:
-            out[k] = v * torch.tensor([sx, sy], dtype=v.dtype, device=v.device)
-        elif v.ndim == 4 and v.shape[-2:] == (h0, w0):
-            if v.dtype == torch.bool:
-                out[k] = spatial.resize_image(v.float(), (h, w), mode="nearest") > 0.5
-            else:
-                out[k] = spatial.resize_image(v.float(), (h, w)).clamp(0, 1)
+        n = b["moving"].shape[0]
+        out.append({**b, "fixed_input": fixed_input[start : start + n]})
+        start += n
     return out
-
-
-def run_method(spec: MethodSpec, batch: Mapping, fixed: Tensor | None = None) -> RegResult:
-    """Register ``batch["moving"]`` to ``fixed`` (default ``batch["fixed"]``) with ``spec``."""
-    fx = batch["fixed"] if fixed is None else fixed
-    params = dict(spec.params)
-    if spec.frame and "frame" in batch:
-        params["frame"] = batch["frame"]
-        if "pair" in batch:
-            params["sequence"] = batch["pair"]
-    return register(batch["moving"], fx, method=spec.method, **params)
-
-
-@torch.no_grad()
-def score_pairs(result: RegResult, batch: Mapping, *, radius: int = VESSEL_RADIUS, fraction: float = VESSEL_FRACTION) -> dict:
-    """Per-pair scores of one result against the batch's (true) fixed image.
-
-    Keys: ``ncc``, ``ssim``, ``psnr`` (output vs fixed; PSNR of the output clamped to [0, 1]);
-    ``dice_vessels`` (segmented output vs segmented fixed, :func:`vessel_mask` inside the fixed
-    field of view when the batch has ``fov_fixed``); ``dice_vessels_gt`` (segmented output vs the
-    true ``mask_fixed``) when the batch has it; for methods with a displacement,
-    ``dice_warped_gt`` (the true ``mask_moving`` warped by ``disp`` vs ``mask_fixed``) and
-    ``tre`` (pixels) when the batch has landmarks. Missing ones are absent.
-    """
-    out, fixed = result.warped.float(), batch["fixed"].float()
-    fov = batch.get("fov_fixed")
-    seg = lambda x: vessel_mask(x, fov, radius=radius, fraction=fraction)  # noqa: E731
-    seg_fixed, seg_out = seg(fixed), seg(out.clamp(0, 1))
-    s = {
-        "ncc": metrics.ncc(out, fixed),
-        "ssim": metrics.ssim(out, fixed),
-        "psnr": metrics.psnr(out.clamp(0, 1), fixed),
-        "dice_vessels": metrics.dice(seg_out, seg_fixed),
-    }
-    if "mask_fixed" in batch:
-        s["dice_vessels_gt"] = metrics.dice(seg_out, batch["mask_fixed"])
-    if result.disp is not None:
-        if "mask_fixed" in batch and "mask_moving" in batch:
-            warped = spatial.warp_labels(batch["mask_moving"].to(torch.uint8), result.disp.float())
-            s["dice_warped_gt"] = metrics.dice(warped.bool(), batch["mask_fixed"])
-        if "landmarks_fixed" in batch and "landmarks_moving" in batch:
-            s["tre"] = metrics.tre(batch["landmarks_moving"], batch["landmarks_fixed"], result.disp.float(),
-                                   valid=batch.get("landmarks_valid"))
-    return {k: v.float().cpu() for k, v in s.items()}
-
-
-def _mean(values: list[Tensor]) -> float | None:
-    if not values:
-        return None
-    v = torch.cat(values)
-    v = v[~torch.isnan(v)]  # PSNR of identical images is +inf, and so is its mean
-    return float(v.mean()) if v.numel() else None
 
 
 @torch.no_grad()
@@ -427,78 +236,64 @@ def does_it_register(
     specs: Sequence[MethodSpec], data, *, batch_size: int = 8, size=None, seed: int = 0, device=None,
     radius: int = VESSEL_RADIUS, fraction: float = VESSEL_FRACTION, progress: bool = False,
 ) -> list[dict]:
-    """The chapter's table: for each spec, scores with true and with shuffled fixed images.
+    """The chapter's table: for each spec, scores with the true and with shuffled fixed images.
 
-    The data are read once (in order, batches never mixing image pairs). The shuffled pairing is
-    :func:`shuffled_pairing` over the whole set, seeded with ``seed``, avoiding the same image
-    ``pair`` when items carry one; each moving image keeps its own ``frame``. Models are reset
-    (``reset_cache``) before each pass.
+    Three passes of :func:`regkit.evaluation.evaluate` over the same batches (read once, never
+    mixing image pairs): the true fixed images; each pair given *another* pair's fixed image
+    (:func:`shuffled_pairing` over the whole set, seeded with ``seed``, avoiding the same image
+    ``pair``); and that other image histogram-matched to the true fixed image (wrong geometry,
+    right appearance). Every output is scored against its *true* fixed image.
 
-    Returns one dict per spec: ``label``, ``method``, ``deformation_free`` (no ``disp``), means of
-    every :func:`score_pairs` key, the same scores of the shuffled run with a ``shuffled_``
-    prefix (against the *true* fixed image), ``drop_ssim`` / ``drop_psnr`` / ``drop_ncc`` (true
-    minus shuffled), plus one row ``"Moving vs fixed"`` holding the unregistered vessel Dice
-    (the same segmentation applied to the moving image) for reference. The second shuffled run
-    (prefix ``geometry_shuffled_``, drops ``geometry_drop_*``) gives each moving image the other
-    pair's fixed image histogram-matched to its true fixed image: wrong geometry, right
-    appearance.
+    Returns
+    -------
+    list of dict, one per spec: ``label``, ``method``, ``deformation_free``, ``pairs``, the means of
+    NCC, SSIM, PSNR, TRE and :func:`vessel_metrics` (``None`` where one does not apply), the
+    image scores and vessel Dice of the two shuffled passes (prefixes ``shuffled_`` and
+    ``geometry_shuffled_``), their drops (``drop_*``, ``geometry_drop_*``: true minus shuffled)
+    and ``failed`` (pairs whose score was NaN, per score); plus a last row ``"Moving vs fixed"``
+    with the vessel Dice of the unregistered moving image.
     """
+    from ..baselines import histogram_match
+
     batches = list(iter_batches(data, batch_size, size=size, device=device))
     if not batches:
         raise ValueError("data is empty")
     n = sum(b["moving"].shape[0] for b in batches)
     groups = None
-    if all(isinstance(b.get("pair"), Tensor) for b in batches):
-        groups = torch.cat([b["pair"].cpu() for b in batches])
+    if all(isinstance(b.get("pair"), (Tensor, list)) for b in batches):
+        from ..models.gpe import sequence_ids
+
+        groups = torch.cat([sequence_ids(b["pair"], b["moving"].shape[0], "cpu") for b in batches])
     perm = shuffled_pairing(n, groups, generator=torch.Generator().manual_seed(seed))
     all_fixed = torch.cat([b["fixed"] for b in batches])
     shuffled = all_fixed[perm.to(all_fixed.device)]
-    shuffled_geometry = histogram_match(shuffled, all_fixed)  # other geometry, own appearance
-    offsets = [0]
-    for b in batches:
-        offsets.append(offsets[-1] + b["moving"].shape[0])
-
+    passes = {
+        "": batches,
+        "shuffled_": _with_fixed_input(batches, shuffled),
+        "geometry_shuffled_": _with_fixed_input(batches, histogram_match(shuffled, all_fixed)),
+    }
+    scores = {**{k: None for k in IMAGE_SCORES}, "tre": None, **vessel_metrics(radius, fraction)}
+    runs = {p: evaluate(None, specs, metrics=scores, batches=bs, progress=progress) for p, bs in passes.items()}
     rows = []
-    if progress:
-        from tqdm.auto import tqdm
-
-        specs_iter = tqdm(specs, desc="methods")
-    else:
-        specs_iter = specs
-    for spec in specs_iter:
-        scores: dict[str, dict[str, list]] = {"": {}, "shuffled_": {}, "geometry_shuffled_": {}}
-        given = {"": None, "shuffled_": shuffled, "geometry_shuffled_": shuffled_geometry}
-        deformation_free = False
-        for prefix, store in scores.items():
-            model = spec.params.get("model")
-            if hasattr(model, "reset_cache"):
-                model.reset_cache()
-            for bi, b in enumerate(batches):
-                fx = None if given[prefix] is None else given[prefix][offsets[bi] : offsets[bi + 1]]
-                res = run_method(spec, b, fixed=fx)
-                if not prefix:
-                    deformation_free = deformation_free or res.disp is None
-                for k, v in score_pairs(res, b, radius=radius, fraction=fraction).items():
-                    store.setdefault(k, []).append(v)
-        row = {"label": spec.label, "method": spec.method, "deformation_free": deformation_free, "pairs": n}
-        row.update({k: _mean(v) for k, v in scores[""].items()})
-        for prefix in ("shuffled_", "geometry_shuffled_"):
-            row.update({f"{prefix}{k}": _mean(v) for k, v in scores[prefix].items()
-                        if k in ("ncc", "ssim", "psnr", "dice_vessels")})
-            drop = "drop_" if prefix == "shuffled_" else "geometry_drop_"
-            for k in ("ssim", "psnr", "ncc", "dice_vessels"):
-                a, b_ = row.get(k), row.get(f"{prefix}{k}")
+    for spec in specs:
+        true = runs[""]["methods"][spec.label]
+        row = {"label": spec.label, "method": spec.method, "deformation_free": true["deformation_free"], "pairs": n}
+        row.update(true["mean"])
+        row["failed"] = {k: v for k, v in true["failed"].items() if v}
+        for prefix, drop in (("shuffled_", "drop_"), ("geometry_shuffled_", "geometry_drop_")):
+            other = runs[prefix]["methods"][spec.label]["mean"]
+            for k in (*IMAGE_SCORES, "dice_vessels"):
+                row[f"{prefix}{k}"] = other[k]
+                a, b_ = row.get(k), other[k]
                 row[f"{drop}{k}"] = a - b_ if a is not None and b_ is not None else None
         rows.append(row)
-    moving_dice = [metrics.dice(vessel_mask(b["moving"].float(), b.get("fov_fixed"), radius=radius, fraction=fraction),
-                                vessel_mask(b["fixed"].float(), b.get("fov_fixed"), radius=radius, fraction=fraction)).cpu()
-                   for b in batches]
+    seg = lambda x, b: vessel_mask(x.float(), b.get("fov_fixed"), radius=radius, fraction=fraction)  # noqa: E731
     ref = {"label": "Moving vs fixed", "method": None, "deformation_free": None, "pairs": n,
-           "dice_vessels": _mean(moving_dice)}
+           "dice_vessels": summarise(torch.cat([metrics.dice(seg(b["moving"], b), seg(b["fixed"], b)).cpu()
+                                                for b in batches]).tolist())["mean"]}
     if all("mask_fixed" in b for b in batches):
-        ref["dice_vessels_gt"] = _mean([
-            metrics.dice(vessel_mask(b["moving"].float(), b.get("fov_fixed"), radius=radius, fraction=fraction),
-                         b["mask_fixed"]).cpu() for b in batches])
+        ref["dice_vessels_gt"] = summarise(torch.cat([metrics.dice(seg(b["moving"], b), b["mask_fixed"]).cpu()
+                                                      for b in batches]).tolist())["mean"]
     rows.append(ref)
     return rows
 
@@ -519,6 +314,8 @@ def metric_probe(moving: Tensor, fixed: Tensor, shifts: Sequence[float] = (2.0, 
     (:func:`histogram_match`: right appearance, the moving geometry); the unregistered moving
     image. Means over the batch.
     """
+    from ..baselines import histogram_match
+
     check_pair("moving", moving, "fixed", fixed)
     check_positive("blur", blur)
     n = fixed.shape[0]
@@ -552,30 +349,37 @@ def metric_probe(moving: Tensor, fixed: Tensor, shifts: Sequence[float] = (2.0, 
 
 @torch.no_grad()
 def estimate_shift(a: Tensor, b: Tensor, max_shift: int = 8) -> Tensor:
-    """Integer shift ``d = (dx, dy)`` (pixels, ``N,2``) with ``b(p) ≈ a(p - d)``: how far the content of
-    ``b`` lies from that of ``a``, by the best NCC over the central crop, ``|dx|, |dy| <= max_shift``.
+    """Integer shift ``d = (dx, dy)`` (pixels, ``N,2``) with ``b(p) ≈ a(p - d)``: how far the content
+    of ``b`` lies from that of ``a``.
+
+    scikit-image's ``phase_cross_correlation`` per pair (grey level, channel-averaged), rounded
+    to whole pixels; shifts beyond ``max_shift`` in either axis are clipped to it.
+
+    Parameters
+    ----------
+    a, b : Tensor ``N,C,H,W``, same shape
+    max_shift : int
+
+    Returns
+    -------
+    Tensor ``N,2`` long on ``a``'s device, (dx, dy).
 
     >>> a = torch.rand(1, 1, 32, 32)
     >>> estimate_shift(a, torch.roll(a, (2, -3), (2, 3)), 4).tolist()
     [[-3, 2]]
     """
+    from skimage.registration import phase_cross_correlation
+
     check_pair("a", a, "b", b)
     check_positive("max_shift", max_shift, integer=True)
-    h, w = a.shape[-2:]
-    k = max_shift
-    if min(h, w) <= 2 * k + 2:
-        raise ValueError(f"a and b must be larger than 2 * max_shift + 2 = {2 * k + 2} px, got {(h, w)}")
-    core = b[..., k : h - k, k : w - k].float()
-    best = torch.full((a.shape[0],), -2.0, device=a.device)
-    arg = torch.zeros(a.shape[0], 2, dtype=torch.long, device=a.device)
-    for dy in range(-k, k + 1):
-        for dx in range(-k, k + 1):
-            cand = a[..., k - dy : h - k - dy, k - dx : w - k - dx].float()
-            score = metrics.ncc(cand, core)
-            better = score > best
-            best = torch.where(better, score, best)
-            arg[better] = torch.tensor([dx, dy], device=a.device)
-    return arg
+    ga = a.detach().float().mean(1).cpu().numpy()
+    gb = b.detach().float().mean(1).cpu().numpy()
+    out = []
+    for x, y in zip(ga, gb):
+        (dy, dx), _, _ = phase_cross_correlation(x, y, normalization=None)
+        out.append([-int(round(float(dx))), -int(round(float(dy)))])
+    d = torch.tensor(out, dtype=torch.long).clamp(-max_shift, max_shift)
+    return d.to(a.device)
 
 
 def shift_test(specs: Sequence[MethodSpec], batch: Mapping, shift=(4, 0), max_shift: int | None = None) -> list[dict]:
@@ -604,7 +408,8 @@ def shift_test(specs: Sequence[MethodSpec], batch: Mapping, shift=(4, 0), max_sh
             model = spec.params.get("model")
             if hasattr(model, "reset_cache"):
                 model.reset_cache()
-            outs.append(run_method(spec, batch, fixed=fx).warped.float())
+            with eval_mode(model):
+                outs.append(run_method(spec, batch, fixed=fx).warped.float())
         d = estimate_shift(outs[0], outs[1], k).float()
         frac = (d[:, 0] * sx + d[:, 1] * sy) / length**2
         rows.append({"label": spec.label, "shift": [sx, sy], "followed": d.mean(0).tolist(),

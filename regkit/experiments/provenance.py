@@ -27,7 +27,7 @@ import torch
 
 from ..files import atomic_write
 
-__all__ = ["collect", "git_revision", "device_name", "versions", "write_json", "read_json", "REPO_ROOT"]
+__all__ = ["collect", "git_revision", "device_name", "versions", "plain", "write_json", "read_json", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The folder that holds the ``regkit`` package (the repository root in a checkout)."""
@@ -81,13 +81,20 @@ def versions() -> dict:
 
 
 def collect(*, table: str, profile: str, seed: int, wall_time_s: float, device=None, command: str | None = None) -> dict:
-    """The provenance block: table, profile, seed, device, git revision, versions, wall time, time stamp, command."""
+    """The provenance block: table, profile, seed, device, threads and load, git revision, versions,
+    wall time, time stamp, command."""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
     return {
         "table": table,
         "profile": profile,
         "seed": int(seed),
         "device": device_name(device),
         "device_type": torch.device(device).type if device is not None else "cpu",
+        "threads": torch.get_num_threads(),
+        "load_average": load,
         "git_revision": git_revision(),
         "versions": versions(),
         "wall_time_s": round(float(wall_time_s), 3),
@@ -96,15 +103,29 @@ def collect(*, table: str, profile: str, seed: int, wall_time_s: float, device=N
     }
 
 
-def _finite(obj):
-    """Replace NaN/inf by None so that the file is strict JSON."""
+def plain(obj, where: str = "result"):
+    """``obj`` as strict-JSON data: tensors and NumPy values become numbers or lists, NaN/inf ``None``.
+
+    Anything else that JSON cannot hold raises a ``TypeError`` naming where it sits.
+
+    >>> plain({"a": torch.tensor([1.0, float("nan")]), "b": (np.float32(0.5),)})
+    {'a': [1.0, None], 'b': [0.5]}
+    """
+    if isinstance(obj, torch.Tensor):
+        obj = obj.detach().cpu().tolist()
+    elif isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    elif isinstance(obj, np.generic):
+        obj = obj.item()
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
     if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
+        return {str(k): plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
+        return [plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise TypeError(f"{where} is a {type(obj).__name__}, which a JSON results file cannot hold")
 
 
 def write_json(data: dict, path: os.PathLike | str, indent: int | None = 2) -> Path:
@@ -113,7 +134,7 @@ def write_json(data: dict, path: os.PathLike | str, indent: int | None = 2) -> P
     Non-finite floats become ``null``. ``indent=None`` writes one line (for bulky data files).
     """
     path = Path(path)
-    text = json.dumps(_finite(data), indent=indent, allow_nan=False) + "\n"
+    text = json.dumps(plain(data), indent=indent, allow_nan=False) + "\n"
     with atomic_write(path, "w", suffix=".json") as f:
         f.write(text)
     return path

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from .._checks import check_pair
 from ..checkpoint import load_checkpoint
 from ..registry import RegResult
+from ..runtime import eval_mode
 
 __all__ = [
     "ConvBlock",
@@ -107,39 +108,93 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 def as_model(model, cls, device) -> nn.Module:
     """Turn the ``model=`` argument of a registered method into a module of class ``cls``.
 
-    ``model`` is a trained module, or the path of a :class:`regkit.train.Trainer` checkpoint
-    (``last.pt``), which records the model's constructor arguments (``model_config``) so that the
-    architecture can be rebuilt before its weights are loaded (``weights_only=True``).
+    Parameters
+    ----------
+    model : nn.Module, str or PathLike
+        A trained ``cls``; the name of a shipped trained model (:func:`regkit.models.pretrained`,
+        e.g. ``"air-mnist"``); or the path of a :class:`regkit.train.Trainer` checkpoint
+        (``last.pt``), which records the model's class (``model_class``, checked before anything
+        is built) and constructor arguments (``model_config``), loaded with ``weights_only=True``.
+    cls : type
+        The class the registered method expects.
+    device : torch.device
+
+    Returns
+    -------
+    nn.Module of class ``cls`` (a path or name is loaded onto ``device``).
     """
     if model is None:
         raise ValueError(
-            f"model must be a trained {cls.__name__} or the path of its checkpoint: train one with "
-            f"regkit.train.Trainer(regkit.models.{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}(...)).fit(...), "
-            f"then call register(moving, fixed, method=..., model=trainer.model) or model='checkpoints/last.pt'"
+            f"model must be a trained {cls.__name__}, the name of a shipped model or the path of a checkpoint: "
+            f"train one with regkit.train.Trainer(regkit.models.{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}(...))"
+            f".fit(...), then call register(moving, fixed, method=..., model=trainer.model) or "
+            f"model='checkpoints/last.pt'"
         )
     if isinstance(model, (str, os.PathLike)):
-        state = load_checkpoint(model, map_location=device)
-        config = state.get("model_config") if isinstance(state, dict) else None
-        if not config:
-            raise ValueError(f"checkpoint {os.fspath(model)!r} has no model_config; build the model and use regkit.checkpoint.load_model")
-        net = cls(**config)
-        net.load_state_dict(state["model"])
-        return net.to(device)
+        path = os.fspath(model)
+        if not os.path.exists(path):
+            from .pretrained import pretrained, pretrained_names
+
+            if path in pretrained_names():
+                model = pretrained(path, device=device)
+            else:
+                raise FileNotFoundError(
+                    f"model {path!r} is neither a checkpoint file nor a shipped model ({pretrained_names()})"
+                )
+        else:
+            return _from_checkpoint(path, cls, device)
     if not isinstance(model, cls):
         raise TypeError(f"model must be a {cls.__name__} (or a checkpoint path), got {type(model).__name__}")
     return model
 
 
-@torch.no_grad()
-def run_model(model: nn.Module, moving: Tensor, fixed: Tensor) -> RegResult:
-    """Run a trained model in eval mode on ``(moving, fixed)`` (its device must be theirs), then restore its mode."""
-    check_pair("moving", moving, "fixed", fixed)
-    device = next(model.parameters()).device
-    if device != moving.device:
-        raise ValueError(f"model is on {device} but moving and fixed are on {moving.device}; move one of them")
-    was_training = model.training
-    model.eval()
+def _from_checkpoint(path: str, cls, device) -> nn.Module:
+    state = load_checkpoint(path, map_location=device)
+    config = state.get("model_config") if isinstance(state, dict) else None
+    if not config:
+        raise ValueError(f"checkpoint {path!r} has no model_config; build the model and use regkit.checkpoint.load_model")
+    stored = state.get("model_class")
+    if stored is not None and stored.rsplit(".", 1)[-1] != cls.__name__:
+        raise ValueError(f"model {path!r} holds a {stored.rsplit('.', 1)[-1]}, but this method needs a {cls.__name__}")
     try:
-        return model(moving, fixed)
-    finally:
-        model.train(was_training)
+        net = cls(**config)
+        net.load_state_dict(state["model"])
+    except (TypeError, RuntimeError) as err:
+        raise ValueError(
+            f"model {path!r} does not fit a {cls.__name__}: {str(err).splitlines()[0]}"
+        ) from err
+    return net.to(device)
+
+
+@torch.no_grad()
+def run_model(model, cls, moving: Tensor, fixed: Tensor, **kwargs) -> RegResult:
+    """Run a trained model on ``(moving, fixed)`` in eval mode without gradients, then restore its mode.
+
+    The one runner behind every learned method's :func:`regkit.register` entry.
+
+    Parameters
+    ----------
+    model : see :func:`as_model`
+    cls : type
+        The class the method expects.
+    moving, fixed : Tensor ``N,C,H,W`` in [0, 1], on the model's device
+        Floating inputs of another dtype (float16, bfloat16, float64) are cast to the model's.
+    **kwargs : passed to ``forward`` (e.g. ``frame``, ``sequence``)
+
+    Returns
+    -------
+    RegResult with float32 ``warped`` (and ``disp`` where the model has one).
+    """
+    check_pair("moving", moving, "fixed", fixed)
+    net = as_model(model, cls, moving.device)
+    param = next(net.parameters(), None)
+    if param is not None:
+        if param.device != moving.device:
+            raise ValueError(f"model is on {param.device} but moving and fixed are on {moving.device}; move one of them")
+        moving, fixed = moving.to(param.dtype), fixed.to(param.dtype)
+    with eval_mode(net):
+        out = net(moving, fixed, **{k: v for k, v in kwargs.items() if v is not None})
+    if not isinstance(out, RegResult):
+        raise TypeError(f"{cls.__name__}.forward returned {type(out).__name__}, expected RegResult")
+    disp = out.disp.float() if out.disp is not None else None
+    return RegResult(warped=out.warped.float(), disp=disp, params=out.params, extras=out.extras)

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from .. import spatial
 from .._checks import check_pair, check_positive
 from ..registry import RegResult, method
-from .blocks import ConvBlock, as_model, run_model
+from .blocks import ConvBlock, run_model
 
 __all__ = ["DIRNet"]
 
@@ -94,4 +94,4 @@ class DIRNet(nn.Module):
 @method("dirnet", kind="learned", summary="DIRNet (de Vos et al. 2017): CNN -> cubic B-spline control grid; AiR's CNN baseline.")
 def _dirnet(moving: Tensor, fixed: Tensor, model=None) -> RegResult:
     """Register with a trained :class:`DIRNet` (``model=`` a module or a Trainer checkpoint path)."""
-    return run_model(as_model(model, DIRNet, moving.device), moving, fixed)
+    return run_model(model, DIRNet, moving, fixed)

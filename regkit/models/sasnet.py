@@ -10,7 +10,7 @@ three extra losses that push the factorisation apart:
 
 - :math:`L_{rec} = \lVert D(S(m), A(f)) - f\rVert_1`, the output against the fixed image;
 - scene consistency :math:`L_{scene}`: the scene maps of moving and fixed agree
-  (:func:`~regkit.models.gpereg.normalised_scene_distance`);
+  (:func:`~regkit.models.factorised.normalised_scene_distance`);
 - domain alignment :math:`L_{domain} = \lVert A(\hat y) - \mathrm{sg}[A(f)]\rVert_1`: the
   output's appearance code is the fixed image's (``sg`` = stop-gradient);
 - cycle consistency :math:`L_{cycle} = \lVert D(S(\hat y), A(m)) - m\rVert_1`: re-encoding the
@@ -25,7 +25,7 @@ Convention
 
 The SAS-Net paper is not available to us; GPEReg-Net's paper gives its parameter count
 (3.35 M) and says GPEReg-Net is faster "due to its simpler AdaIN-based decoding". Our reading,
-all of it our choice: the same scene and appearance encoders as :mod:`regkit.models.gpereg`
+all of it our choice: the same scene and appearance encoders as GPEReg-Net (:mod:`regkit.models.factorised`)
 (scene widths ``(32, 64, 128, 240)``, 3.36 M parameters in all), and a heavier decoder of two AdaIN
 *residual* blocks at 64 channels before the 32- and 16-channel AdaIN-conv blocks, all at full
 resolution. Loss weights ``w_sc = 0.5, w_da = 0.1, w_cyc = 0.5``.
@@ -47,14 +47,8 @@ from torch import Tensor
 
 from .._checks import check_pair, check_positive
 from ..registry import RegResult, method
-from .gpereg import (
-    AdaIN,
-    AppearanceEncoder,
-    ImageDecoder,
-    SceneEncoder,
-    normalised_scene_distance,
-    run_deformation_free,
-)
+from .blocks import run_model
+from .factorised import AdaIN, AppearanceEncoder, ImageDecoder, SceneEncoder, normalised_scene_distance
 
 __all__ = ["AdaINResBlock", "SASDecoder", "SASNet", "SASNetObjective", "PAPER_PARAMS_M"]
 
@@ -181,4 +175,6 @@ class SASNetObjective(nn.Module):
 )
 def _sasnet(moving: Tensor, fixed: Tensor, model: SASNet | None = None, frame=None) -> RegResult:
     """``frame`` is accepted so that every deformation-free method is called alike; SAS-Net ignores it."""
-    return run_deformation_free(model, SASNet, moving, fixed)
+    res = run_model(model, SASNet, moving, fixed)
+    res.extras["deformation_free"] = True
+    return res

@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from .. import spatial
 from .._checks import check_pair, check_positive
 from ..registry import RegResult, method
-from .blocks import ConvBlock, as_model, crop_to, pad_to_multiple, run_model, upsample2
+from .blocks import ConvBlock, crop_to, pad_to_multiple, run_model, upsample2
 
 __all__ = ["TransMorph", "SwinBlock", "WindowAttention", "PatchMerging", "CONFIGS", "transmorph_256", "transmorph_mnist"]
 
@@ -275,4 +275,4 @@ def transmorph_mnist(**overrides) -> TransMorph:
 @method("transmorph", kind="learned", summary="TransMorph (Chen et al. 2022), 2D: Swin encoder + conv decoder -> dense field.")
 def _transmorph(moving: Tensor, fixed: Tensor, model=None) -> RegResult:
     """Register with a trained :class:`TransMorph` (``model=`` a module or a Trainer checkpoint path)."""
-    return run_model(as_model(model, TransMorph, moving.device), moving, fixed)
+    return run_model(model, TransMorph, moving, fixed)

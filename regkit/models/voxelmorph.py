@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from .. import spatial
 from .._checks import check_pair, check_positive
 from ..registry import RegResult, method
-from .blocks import ConvBlock, as_model, crop_to, pad_to_multiple, run_model, upsample2
+from .blocks import ConvBlock, crop_to, pad_to_multiple, run_model, upsample2
 
 __all__ = ["VoxelMorph", "UNet"]
 
@@ -138,4 +138,4 @@ class VoxelMorph(nn.Module):
 @method("voxelmorph", kind="learned", summary="VoxelMorph (Balakrishnan et al. 2019), 2D U-Net -> dense field (optionally diffeomorphic).")
 def _voxelmorph(moving: Tensor, fixed: Tensor, model=None) -> RegResult:
     """Register with a trained :class:`VoxelMorph` (``model=`` a module or a Trainer checkpoint path)."""
-    return run_model(as_model(model, VoxelMorph, moving.device), moving, fixed)
+    return run_model(model, VoxelMorph, moving, fixed)

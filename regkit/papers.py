@@ -1,4 +1,7 @@
-"""The source papers' published numbers, as data, so that chapters and tables never retype them.
+"""The source papers' published numbers, as plain data, so that nothing in regkit retypes them.
+
+The bottom of the library: the tables, the data calibration and the chapters all read the
+papers' numbers from here.
 
 Each :class:`PaperTable` holds one table of one paper: its columns, its rows in the paper's order
 (with the paper's row names), the values as printed (``None`` where the paper prints nothing),
@@ -60,18 +63,25 @@ class PaperRow:
 
 @dataclass(frozen=True)
 class PaperTable:
-    """One published table: ``key``, the paper, its caption, columns and rows (paper order)."""
+    """One published table: ``key``, the paper, its caption, columns and rows (paper order).
+
+    ``metrics`` names each column the way regkit does (``"ncc"``, ``"psnr"``, ...), so that a
+    published value and ours meet under one key.
+    """
 
     key: str
     paper: str
     number: str
     caption: str
     columns: tuple
+    metrics: tuple
     rows: tuple
     higher_is_better: dict = field(default_factory=dict)
     notes: str = ""
 
     def __post_init__(self):
+        if len(self.metrics) != len(self.columns):
+            raise ValueError(f"{self.key}: {len(self.metrics)} metric names for {len(self.columns)} columns")
         for row in self.rows:
             if len(row.values) != len(self.columns):
                 raise ValueError(f"{self.key}: row {row.name!r} has {len(row.values)} values for {len(self.columns)} columns")
@@ -96,6 +106,26 @@ class PaperTable:
         """The rows of one group, in the paper's order."""
         return [r for r in self.rows if r.group == group]
 
+    def values_by_method(self, std: bool = False) -> dict:
+        """``{method: {metric: value}}`` (or ``(value, std)`` with ``std=True``) for every row
+        that a regkit method reproduces, keyed by regkit's metric names (:attr:`metrics`).
+
+        >>> GPEREG_TABLE1.values_by_method()["gpereg"]
+        {'ncc': 0.851, 'ssim': 0.928, 'psnr': 33.47}
+        >>> AIR_TABLE1.values_by_method(std=True)["dirnet"]["mse"]
+        (0.033, 0.014)
+        """
+        out = {}
+        for r in self.rows:
+            if r.method is None:
+                continue
+            if std:
+                sd = r.std or (None,) * len(self.columns)
+                out[r.method] = {m: (v, s) for m, v, s in zip(self.metrics, r.values, sd)}
+            else:
+                out[r.method] = dict(zip(self.metrics, r.values))
+        return out
+
     def value(self, row: str, column: str):
         """One published value (``None`` if the paper prints none)."""
         if column not in self.columns:
@@ -106,7 +136,7 @@ class PaperTable:
         """JSON-able form: ``{"key", "paper", "number", "caption", "columns", "rows": [{name, group, method, values}]}``."""
         return {
             "key": self.key, "paper": self.paper, "number": self.number, "caption": self.caption,
-            "columns": list(self.columns), "notes": self.notes,
+            "columns": list(self.columns), "metrics": list(self.metrics), "notes": self.notes,
             "rows": [
                 {"name": r.name, "group": r.group, "method": r.method,
                  "values": dict(zip(self.columns, r.values)),
@@ -125,6 +155,7 @@ GPEREG_TABLE1 = PaperTable(
     number="Table 1",
     caption="FIRE-Reg-256, 973 test patches: NCC, SSIM and PSNR (dB) between the registered output and the fixed image.",
     columns=("NCC", "SSIM", "PSNR"),
+    metrics=("ncc", "ssim", "psnr"),
     higher_is_better={"NCC": True, "SSIM": True, "PSNR": True},
     rows=(
         PaperRow("Unregistered", (0.762, 0.494, 22.36), "traditional", "identity"),
@@ -146,6 +177,7 @@ GPEREG_TABLE2 = PaperTable(
     number="Table 2",
     caption="Computational cost on an NVIDIA RTX 5090 GPU: parameters (M), latency (ms), throughput (FPS).",
     columns=("Params (M)", "Latency (ms)", "FPS"),
+    metrics=("params_m", "latency_ms", "fps"),
     higher_is_better={"Params (M)": False, "Latency (ms)": False, "FPS": True},
     rows=(
         PaperRow("VoxelMorph", (0.10, 3.06, 327), "deep", "voxelmorph"),
@@ -161,6 +193,7 @@ GPEREG_TABLE3 = PaperTable(
     number="Table 3",
     caption="HPatches-Reg-256, 500 test pairs: NCC, SSIM and PSNR (dB) between the registered output and the fixed image.",
     columns=("NCC", "SSIM", "PSNR"),
+    metrics=("ncc", "ssim", "psnr"),
     higher_is_better={"NCC": True, "SSIM": True, "PSNR": True},
     rows=(
         PaperRow("Unregistered", (0.312, 0.241, 14.87), "traditional", "identity"),
@@ -178,6 +211,7 @@ AIR_TABLE1 = PaperTable(
     number="Table 1",
     caption="MNIST: MSE, PSNR (dB) and smooth Dice between the warped and the fixed digit (mean ± std).",
     columns=("MSE", "PSNR", "Smooth DICE"),
+    metrics=("mse", "psnr", "smooth_dice"),
     higher_is_better={"MSE": False, "PSNR": True, "Smooth DICE": True},
     rows=(
         PaperRow("Original Image", (0.0647, 12.941, 0.756), "baseline", "identity", std=(0.029, 2.218, 0.039)),

@@ -1,0 +1,116 @@
+"""What every table shares: the run record, the data folder, convergence, and the results body.
+
+Convention
+----------
+Every table module of :mod:`regkit.experiments.tables` has the same public names, so that a
+reader who knows one knows them all:
+
+- ``NAME`` and ``SUMMARY``;
+- ``settings(profile) -> dict``: every setting of a run, as plain data;
+- ``build_model(name, profile="quick", seed=0, **overrides)`` (where the table trains models);
+- ``train(name, data, profile="quick", seed=0, device="cpu", ...) -> (model, history)``;
+- ``run(profile="quick", seed=0, device="cpu", data_root=None, progress=False, ...) -> TableRun``;
+- ``reproduce(profile, seed, device, data_root=None) -> dict``: the body of
+  ``results/<NAME>.json`` (the CLI adds provenance).
+
+Data folders: ``data_root`` (the CLI's ``--data-root``) or, when it is ``None``, the
+environment variable ``REGKIT_DATA`` (for the notebooks); ``None`` for both means the offline
+data that ship with the packages.
+
+Example
+-------
+>>> converged([{"val_loss": v} for v in (1.0, 0.5, 0.4, 0.399, 0.398, 0.398)])
+True
+>>> converged([{"val_loss": v} for v in (1.0, 0.8, 0.6, 0.4)])
+False
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...evaluation import summary_rows
+from ...models.blocks import count_parameters
+
+__all__ = ["TableRun", "data_root", "converged", "training_record", "rows_body", "DATA_ENV"]
+
+DATA_ENV = "REGKIT_DATA"
+"""Environment variable naming the data folder when no ``data_root`` is passed."""
+
+
+def data_root(root=None) -> Path | None:
+    """The data folder: ``root`` if given, else ``$REGKIT_DATA`` if set, else ``None`` (offline data)."""
+    if root is None:
+        root = os.environ.get(DATA_ENV) or None
+    if root is None:
+        return None
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"data_root must be an existing folder, got {str(path)!r}")
+    return path
+
+
+def converged(history: list[dict], key: str = "val_loss", window: int = 3, rel_tol: float = 0.02) -> bool | None:
+    """Has ``key`` stopped improving? ``None`` when the history does not record it.
+
+    True when the best value of the last ``window`` epochs improves on the best value before
+    them by less than ``rel_tol`` (relative): the curve has flattened.
+    """
+    values = [h[key] for h in history if h.get(key) is not None]
+    if len(values) <= window:
+        return None if not values else False
+    before, last = min(values[:-window]), min(values[-window:])
+    scale = max(abs(before), 1e-12)
+    return bool((before - last) / scale < rel_tol)
+
+
+def training_record(models: dict, histories: dict, times: dict) -> dict:
+    """Per trained model: parameters, training time, epochs, steps, final losses, loss curves and
+    whether the validation loss flattened (:func:`converged`)."""
+    out = {}
+    for name, model in models.items():
+        hist = histories.get(name) or []
+        out[name] = {
+            "parameters": count_parameters(model) if model is not None else None,
+            "train_time_s": times.get(name),
+            "epochs": len(hist),
+            "steps": hist[-1].get("step") if hist else None,
+            "final_train_loss": hist[-1].get("loss") if hist else None,
+            "final_val_loss": hist[-1].get("val_loss") if hist else None,
+            "loss_curve": [h.get("loss") for h in hist],
+            "val_loss_curve": [h.get("val_loss") for h in hist],
+            "converged": converged(hist),
+        }
+    return out
+
+
+def rows_body(results: dict, paper=None) -> dict:
+    """Rows of an :func:`regkit.evaluation.evaluate` result for a results file: per label the
+    method, means, stds, failure counts, seconds per pair (and the paper's value)."""
+    rows = {}
+    for row in summary_rows(results, paper):
+        label = row.pop("label")
+        rows[label] = row
+    return rows
+
+
+@dataclass
+class TableRun:
+    """What a table's ``run`` returns: its results, the trained models and how they were made."""
+
+    name: str
+    profile: str
+    seed: int
+    results: dict
+    models: dict = field(default_factory=dict)
+    histories: dict = field(default_factory=dict)
+    train_time_s: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    def training(self) -> dict:
+        """:func:`training_record` of this run's models."""
+        return training_record(self.models, self.histories, self.train_time_s)

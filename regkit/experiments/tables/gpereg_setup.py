@@ -1,0 +1,269 @@
+r"""What the GPEReg-Net tables share: settings per profile, models, objectives, data, training.
+
+Protocol
+--------
+From the paper: FIRE-Reg-256 (8,018 / 978 / 973 patches) and HPatches-Reg-256 (8,000 / 500 /
+500), 256 x 256; NCC, SSIM and PSNR between the output and the fixed image; Adam with weight
+decay, cosine annealing over 30 epochs, batch 8, gradient clipping at 1.0, mixed precision; the
+efficiency table at batch 1. Our choices (the paper states none of them):
+
+- learning rate 1e-3 and weight decay 1e-4 (Adam, L2) for every learned model;
+- VoxelMorph and TransMorph trained with local NCC (window 9) plus 1.0 x diffusion; SAS-Net and
+  GPEReg-Net with their own objectives (:mod:`regkit.models.sasnet`, :mod:`regkit.models.gpereg`);
+- the classical rows run with each method's defaults;
+- GPEReg-Net gets each FIRE patch's ``frame`` (its raster order within its image pair) and its
+  image ``pair`` as the sequence id; HPatches pairs have no order, so every pair is a sequence
+  start.
+
+Profiles
+--------
+- ``quick``: every code path, 64 x 64, a few dozen pairs, ten steps, quarter-width GPEReg-Net and
+  SAS-Net: a smoke run.
+- ``cpu``: the paper's architectures at a stated reduced size -- 64 x 64 images, GPEReg-Net and
+  SAS-Net at a quarter of the paper's widths (:data:`REDUCED_MODELS`; VoxelMorph and TransMorph at
+  the paper's size, which is already small) -- trained on a held-in training set until the
+  validation loss flattens (recorded per model in the results file); about 30 minutes per table
+  on two CPU cores.
+- ``full``: the paper's protocol at 256 x 256 with paper-size models on a GPU, with fewer epochs
+  than the paper where the GPU budget demands it (stated in :func:`settings`).
+
+>>> s = settings("quick")
+>>> s["size"], s["batch_size"], s["models"]["gpereg"]["scene_widths"]
+(64, 8, (8, 16, 32, 64))
+>>> settings("full")["models"]["gpereg"]
+{}
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ... import papers
+from ...evaluation import MethodSpec, iter_batches
+from ...runtime import by_profile, seed_everything
+from .base import data_root
+
+__all__ = [
+    "LABELS", "CLASSICAL", "LEARNED", "METRICS", "REDUCED_MODELS", "settings", "build_model", "build_objective",
+    "load_split", "materialise", "train", "spec", "paper_table",
+]
+
+LABELS = {
+    "identity": "Unregistered", "sift_ransac": "SIFT", "demons": "Demons", "horn_schunck": "Optical Flow",
+    "syn": "SyN", "voxelmorph": "VoxelMorph", "transmorph": "TransMorph", "sasnet": "SAS-Net",
+    "gpereg": "GPEReg-Net",
+}
+CLASSICAL = ("identity", "sift_ransac", "demons", "horn_schunck", "syn")
+"""Table 1's traditional rows (``identity`` is the unregistered pair)."""
+LEARNED = ("voxelmorph", "transmorph", "sasnet", "gpereg")
+"""The learned rows of Tables 1 and 3, and the rows of Table 2."""
+METRICS = ("ncc", "ssim", "psnr")
+
+REDUCED_MODELS = {
+    "gpereg": {"scene_widths": (8, 16, 32, 64), "appearance_widths": (8, 16, 32, 64),
+               "decoder_widths": (16, 8, 8), "scene_channels": 16, "heads": 2},
+    "sasnet": {"scene_widths": (8, 16, 32, 64), "appearance_widths": (8, 16, 32, 64),
+               "decoder_widths": (8, 8), "scene_channels": 16},
+}
+"""GPEReg-Net and SAS-Net at a quarter of the paper's widths (appearance code of 32 kept), for the
+quick and cpu profiles."""
+
+
+def paper_table(name: str) -> papers.PaperTable:
+    """The paper's table for a table name (``gpereg-table1`` ... ``gpereg-table3``)."""
+    return papers.get_table(name)
+
+
+def settings(profile: str) -> dict:
+    """Every setting of a run in ``profile`` ('quick', 'cpu' or 'full'), as plain data."""
+    def pick(quick, cpu, full):
+        return by_profile(quick=quick, cpu=cpu, full=full, which=profile)
+
+    reduced = {k: dict(v) for k, v in REDUCED_MODELS.items()}
+    return {
+        "profile": profile,
+        "size": pick(64, 64, 256),
+        "fire_train": pick(36, 1600, None), "fire_val": pick(8, 160, 200), "fire_test": pick(18, None, None),
+        "hpatches_train": pick(32, 1600, None), "hpatches_val": pick(8, 160, 200),
+        "hpatches_test": pick(16, None, None),
+        "epochs": pick(5, 12, 6), "steps_per_epoch": pick(2, None, None), "batch_size": pick(8, 8, 32),
+        "lr": pick(5e-3, 1e-3, 1e-3), "weight_decay": 1e-4, "grad_clip": 1.0, "scheduler": "cosine",
+        "amp": "auto",
+        "baseline_objective": {"similarity": "lncc", "smoothness": "diffusion", "weight": 1.0, "window": 9},
+        "models": pick(reduced, reduced, {"gpereg": {}, "sasnet": {}}),
+        "latency": {"size": pick(64, 256, 256), "warmup": pick(1, 5, 50), "repeats": pick(3, 20, 500)},
+        "eval_batch": pick(8, 32, 64),
+    }
+
+
+def build_model(name: str, profile: str = "quick", seed: int = 0, **overrides) -> nn.Module:
+    """A fresh, seeded model for ``name`` in :data:`LEARNED` at the profile's size."""
+    from ...models import gpereg, sasnet, transmorph, voxelmorph
+
+    seed_everything(seed)
+    cfg = {**settings(profile)["models"].get(name, {}), **overrides}
+    if name == "gpereg":
+        return gpereg.GPERegNet(**cfg)
+    if name == "sasnet":
+        return sasnet.SASNet(**cfg)
+    if name == "voxelmorph":
+        return voxelmorph.VoxelMorph(**cfg)
+    if name == "transmorph":
+        return transmorph.transmorph_256(**cfg)
+    raise ValueError(f"name must be one of {LEARNED}, got {name!r}")
+
+
+def build_objective(name: str, profile: str = "quick") -> nn.Module:
+    """The training objective of ``name``."""
+    from ...models.gpereg import GPERegObjective
+    from ...models.sasnet import SASNetObjective
+    from ...train import RegistrationObjective
+
+    if name == "gpereg":
+        return GPERegObjective()
+    if name == "sasnet":
+        return SASNetObjective()
+    if name in ("voxelmorph", "transmorph"):
+        return RegistrationObjective(**settings(profile)["baseline_objective"])
+    raise ValueError(f"name must be one of {LEARNED}, got {name!r}")
+
+
+def load_split(dataset: str, split: str, profile: str = "quick", seed: int = 0, root=None):
+    """The pair data set ``"fire"`` or ``"hpatches"``, split ``train``/``val``/``test``, sized for ``profile``.
+
+    ``root`` (or ``$REGKIT_DATA``) is searched for the real FIRE; without it the offline proxy is
+    used, and the returned set's ``info["source"]`` says which. HPatches-Reg-256 is always the
+    offline synthetic set (the real HPatches is not read by regkit).
+    """
+    s = settings(profile)
+    root = data_root(root)
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    if dataset == "fire":
+        from ...data.fire import fire_reg256
+
+        return fire_reg256(split, root=root, seed=seed, limit=s[f"fire_{split}"])
+    if dataset == "hpatches":
+        from ...data.hpatches import hpatches_reg256
+
+        return hpatches_reg256(split, seed=seed, limit=s[f"hpatches_{split}"])  # no real HPatches loader
+    raise ValueError(f"dataset must be 'fire' or 'hpatches', got {dataset!r}")
+
+
+def materialise(data, size, keys=("moving", "fixed", "frame", "pair")) -> dict:
+    """The tensors of a pair data set resized to ``size`` (read once, in order): ``moving``,
+    ``fixed``, ``frame`` and ``sequence`` (the image ``pair`` as integer ids,
+    :func:`regkit.models.gpe.sequence_ids`)."""
+    from ...models.gpe import sequence_ids
+
+    chunks: dict[str, list] = {}
+    for b in iter_batches(data, 64, size=size):
+        for k in keys:
+            v = b.get(k)
+            if k == "pair" and v is not None:
+                chunks.setdefault("sequence", []).append(sequence_ids(v, b["moving"].shape[0], "cpu"))
+            elif isinstance(v, torch.Tensor):
+                chunks.setdefault(k, []).append(v)
+    return {k: torch.cat(v) for k, v in chunks.items()}
+
+
+def train(name: str, data: dict, profile: str = "quick", seed: int = 0, device="cpu", val: dict | None = None,
+          progress: bool | None = False, **overrides):
+    """Train ``name`` on materialised tensors (``moving``, ``fixed``, optional ``frame``/``sequence``).
+
+    ``val`` (the same kind of dict) is scored every epoch so the loss curve shows when it flattens.
+    Returns ``(model, history)`` with the model in eval mode.
+    """
+    from ...train import TensorPairs, TrainConfig, Trainer
+
+    s = settings(profile)
+    model = build_model(name, profile, seed, **overrides)
+    keep = ("moving", "fixed") + (("frame", "sequence") if name == "gpereg" else ())
+    cfg = TrainConfig(
+        epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], weight_decay=s["weight_decay"],
+        grad_clip=s["grad_clip"], amp=s["amp"], scheduler=s["scheduler"], seed=seed,
+        steps_per_epoch=s["steps_per_epoch"], progress=progress, log=False, metrics=("ssim",),
+    )
+    trainer = Trainer(model, build_objective(name, profile), cfg, device=device)
+    as_set = lambda d: TensorPairs(**{k: v for k, v in d.items() if k in keep})  # noqa: E731
+    history = trainer.fit(as_set(data), as_set(val) if val is not None else None)
+    return trainer.model.eval(), history
+
+
+def spec(name: str, model=None) -> MethodSpec:
+    """The table row of method ``name`` (with its trained ``model`` for the learned ones)."""
+    if model is None:
+        return MethodSpec(LABELS.get(name, name), name)
+    return MethodSpec(LABELS.get(name, name), name, {"model": model}, frame=(name == "gpereg"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables 1 and 3: train on one data set, score every row on its test split
+# ----------------------------------------------------------------------------------------------
+
+
+def train_all(names, dataset: str, profile: str, seed: int, device, data_root=None, progress=False,
+              **overrides) -> tuple[dict, dict, dict, dict]:
+    """Train every model in ``names`` on ``dataset``'s training split (validated on its val split).
+
+    Returns ``(models, histories, train_time_s, data_info)``.
+    """
+    import time
+
+    size = (settings(profile)["size"],) * 2
+    train_set = load_split(dataset, "train", profile, seed, data_root)
+    val_set = load_split(dataset, "val", profile, seed, data_root)
+    data, val = materialise(train_set, size), materialise(val_set, size)
+    models, histories, times = {}, {}, {}
+    for name in names:
+        t0 = time.perf_counter()
+        models[name], histories[name] = train(name, data, profile, seed, device, val, progress, **overrides)
+        times[name] = round(time.perf_counter() - t0, 2)
+    info = {"source": train_set.info.get("source"), "train_pairs": len(train_set), "val_pairs": len(val_set)}
+    return models, histories, times, info
+
+
+def run_dataset_table(name: str, dataset: str, classical, profile: str, seed: int, device, data_root=None,
+                      progress=False, models: dict | None = None):
+    """Train the learned models (unless given) and evaluate ``classical`` + :data:`LEARNED` rows."""
+    from ...evaluation import evaluate
+    from .base import TableRun
+
+    s = settings(profile)
+    size = (s["size"], s["size"])
+    histories, times, info = {}, {}, {}
+    if models is None:
+        models, histories, times, info = train_all(LEARNED, dataset, profile, seed, device, data_root, progress)
+    test = load_split(dataset, "test", profile, seed, data_root)
+    specs = [spec(n) for n in classical] + [spec(n, models[n]) for n in LEARNED if n in models]
+    results = evaluate(test, specs, metrics=METRICS, size=size, batch_size=s["eval_batch"], device=device)
+    info = {**info, "source": test.info.get("source", info.get("source")), "test_pairs": len(test), "size": list(size)}
+    return TableRun(name, profile, seed, results, models, histories, times, s, info)
+
+
+def profile_note(profile: str) -> str:
+    """One line on what a profile's numbers are."""
+    return {
+        "quick": "quick profile: every code path, 64 px, tiny data, ten training steps; a smoke run, not a reproduction",
+        "cpu": "cpu profile: the paper's architectures at 64 px (GPEReg-Net and SAS-Net at a quarter of the paper's "
+               "widths), trained until the validation loss flattens; a reduced-size reproduction",
+        "full": "full profile: 256 px, paper-size models, on a GPU (epochs as in settings)",
+    }[profile]
+
+
+def dataset_table_body(run, description: str) -> dict:
+    """The body of a Table 1 / Table 3 results file."""
+    from .base import rows_body
+
+    paper = paper_table(run.name)
+    return {
+        "description": description,
+        "rows": rows_body(run.results, paper),
+        "n_pairs": run.results["n_pairs"],
+        "paper": paper.values_by_method(),
+        "settings": run.settings,
+        "data": run.data,
+        "training": run.training(),
+        "note": profile_note(run.profile),
+    }
