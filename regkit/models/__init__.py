@@ -4,6 +4,6 @@
 """
 
 from . import air, dirnet, gpereg, sasnet, transmorph, voxelmorph  # noqa: F401  (registers methods)
-from .pretrained import pretrained, pretrained_info, pretrained_names
+from .zoo import pretrained, pretrained_info, pretrained_names
 
 __all__ = ["pretrained", "pretrained_names", "pretrained_info"]

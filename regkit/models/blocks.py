@@ -133,7 +133,7 @@ def as_model(model, cls, device) -> nn.Module:
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if not os.path.exists(path):
-            from .pretrained import pretrained, pretrained_names
+            from .zoo import pretrained, pretrained_names
 
             if path in pretrained_names():
                 model = pretrained(path, device=device)

@@ -34,7 +34,7 @@ from pathlib import Path
 from ...evaluation import summary_rows
 from ...models.blocks import count_parameters
 
-__all__ = ["TableRun", "data_root", "converged", "training_record", "rows_body", "DATA_ENV"]
+__all__ = ["TableRun", "data_root", "converged", "training_record", "rows_body", "export_weights", "DATA_ENV"]
 
 DATA_ENV = "REGKIT_DATA"
 """Environment variable naming the data folder when no ``data_root`` is passed."""
@@ -114,3 +114,57 @@ class TableRun:
     def training(self) -> dict:
         """:func:`training_record` of this run's models."""
         return training_record(self.models, self.histories, self.train_time_s)
+
+
+def export_weights(model, name: str, *, made_by: dict, folder=None, max_bytes: int = 2_000_000) -> dict:
+    """Ship a trained model as ``regkit.models.pretrained(name)``: write ``<name>.pt`` (the state
+    dict, through :func:`regkit.checkpoint.save_checkpoint`) into the weights folder and record
+    it in ``manifest.json`` with its SHA-256, class, constructor arguments and ``made_by``
+    (command, git revision, profile, data, steps, validation loss).
+
+    Parameters
+    ----------
+    model : nn.Module with a ``config`` dict of its constructor arguments
+    name : str, e.g. ``"air-mnist"``
+    made_by : dict, plain data
+    folder : path, optional (default: the package's ``regkit/models/weights``)
+    max_bytes : int
+        Refuse files larger than this (shipped weights stay small).
+
+    Returns
+    -------
+    dict, the manifest entry.
+    """
+    import json
+
+    from ...checkpoint import save_checkpoint
+    from ...files import atomic_write, sha256sum
+    from ...models.zoo import WEIGHTS_DIR, _manifest
+    from ..provenance import plain
+
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict):
+        raise TypeError(f"model must carry a config dict of its constructor arguments, got {type(model).__name__}")
+    path = folder / f"{name}.pt"
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_checkpoint({"model": state}, path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        path.unlink()
+        raise ValueError(f"the weights of {name!r} take {size} bytes, more than max_bytes={max_bytes}")
+    entry = {
+        "file": path.name,
+        "sha256": sha256sum(path),
+        "bytes": size,
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "model_config": plain(config),
+        "made_by": plain(made_by),
+    }
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest[name] = entry
+    with atomic_write(manifest_path, "w", suffix=".json") as f:
+        f.write(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
+    _manifest.cache_clear()
+    return entry

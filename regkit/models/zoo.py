@@ -1,4 +1,4 @@
-"""Trained weights that ship with regkit: ``pretrained(name)`` returns a model ready to register.
+"""The model zoo: trained weights that ship with regkit; ``pretrained(name)`` returns a model ready to register.
 
 The files live in ``regkit/models/weights/`` beside ``manifest.json``, which records for each
 name the file, its SHA-256, the model class and constructor arguments, and how the weights were
