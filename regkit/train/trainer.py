@@ -39,25 +39,15 @@ from ..evaluation import METRICS
 from ..registry import RegResult
 from ..runtime import default_device, eval_mode, seed_everything
 from . import distributed
-from .config import RESUME_FREE, TrainConfig, config_changes
+from .config import TrainConfig
 from .data import EpochShuffleSampler, StridedSampler, as_dataset, seed_worker
-from .objective import RegistrationObjective, describe_objective
+from .objective import RegistrationObjective
+from .resume import OPTIMISER_CHANGES, allowed_changes, describe_changes, run_changes, run_description, shape_mismatches
 
-__all__ = ["Trainer", "CHECKPOINT_NAME", "RESUMABLE_CHANGES", "watched"]
+__all__ = ["Trainer", "CHECKPOINT_NAME", "watched"]
 
 CHECKPOINT_NAME = "last.pt"
 """File name of the checkpoint written at the end of every epoch (in ``config.checkpoint_dir``)."""
-
-_CONFIG_FIELDS = tuple(TrainConfig.__dataclass_fields__)
-RESUMABLE_CHANGES = tuple(f for f in _CONFIG_FIELDS if f not in RESUME_FREE) + ("model_class", "model_config", "objective")
-"""Names that ``fit(..., resume=True, allow_config_change=...)`` may accept as changed: the
-run-defining :class:`TrainConfig` fields, the model's class and constructor arguments, and the
-objective."""
-
-# Changes after which the optimiser and the schedule are rebuilt with the current settings.
-_OPTIMISER_FIELDS = {"lr", "weight_decay", "optimizer", "betas", "scheduler", "min_lr", "epochs", "batch_size",
-                     "drop_last", "steps_per_epoch", "objective"}
-
 
 def watched() -> bool:
     """Whether progress bars would be seen live: the rule behind ``TrainConfig(progress=None)``.
@@ -82,40 +72,6 @@ def watched() -> bool:
         return bool(sys.stderr.isatty())
     except (AttributeError, ValueError):  # no stderr, or a closed one
         return False
-
-
-def _qualname(obj) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
-
-
-def _model_config(model: nn.Module) -> dict:
-    config = getattr(model, "config", None)
-    return dict(config) if isinstance(config, Mapping) else {}
-
-
-def _shape_mismatches(module: nn.Module, state: Mapping) -> list[str]:
-    """Why ``state`` cannot load into ``module``: wrong shapes, missing and unexpected keys."""
-    own = module.state_dict()
-    problems = [f"{k}: {tuple(state[k].shape)} in the checkpoint, {tuple(v.shape)} here" for k, v in own.items()
-                if k in state and isinstance(state[k], Tensor) and state[k].shape != v.shape]
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing:
-        problems.append(f"missing in the checkpoint: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    if unexpected:
-        problems.append(f"not in this module: {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
-    return problems
-
-
-def _describe_changes(changes: Mapping) -> str:
-    parts = []
-    for name, (old, new) in changes.items():
-        if isinstance(old, Mapping) and isinstance(new, Mapping):
-            keys = [k for k in sorted(set(old) | set(new), key=str) if old.get(k) != new.get(k)]
-            parts += [f"{name}.{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys]
-        else:
-            parts.append(f"{name} {old!r} -> {new!r}")
-    return ", ".join(parts)
 
 
 class Trainer:
@@ -232,9 +188,10 @@ class Trainer:
         if cfg.scheduler == "none":
             return None
         total = max(1, steps_per_epoch * cfg.epochs)
-        if at > 0:
+        if at > 0:  # the closed form at step ``at``, which the recursive updates then follow
+            lr = cfg.min_lr + (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * at / total)) / 2
             for group in self.optimizer.param_groups:
-                group["initial_lr"] = cfg.lr
+                group["initial_lr"], group["lr"] = cfg.lr, lr
         return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total, eta_min=cfg.min_lr,
                                                           last_epoch=at - 1)
 
@@ -280,8 +237,9 @@ class Trainer:
         dict
             Model, objective, optimiser and scheduler states, the RNG states, ``epoch``,
             ``step``, ``history``, ``config``, ``model_class``, ``model_config`` and
-            ``objective_spec`` (:func:`regkit.train.objective.describe_objective`).
+            ``objective_spec`` (:func:`regkit.train.resume.run_description`).
         """
+        run = run_description(self.model, self.objective)
         return {
             "format": "regkit.train/2",
             "model": self.model.state_dict(),
@@ -293,35 +251,10 @@ class Trainer:
             "step": self.step,
             "history": self.history,
             "config": self.config.to_dict(),
-            "model_class": _qualname(self.model),
-            "model_config": _model_config(self.model),
-            "objective_spec": describe_objective(self.objective),
+            "model_class": run["model_class"],
+            "model_config": run["model_config"],
+            "objective_spec": run["objective"],
         }
-
-    def changes_from(self, state: Mapping) -> dict:
-        """What differs between the run that wrote ``state`` and this one.
-
-        Parameters
-        ----------
-        state : dict
-            A checkpoint (:meth:`state_dict`).
-
-        Returns
-        -------
-        dict
-            ``{name: (stored, current)}`` over the run-defining :class:`TrainConfig` fields,
-            ``model_class``, ``model_config`` and ``objective`` (see :data:`RESUMABLE_CHANGES`);
-            a checkpoint of an older version is compared on what it records.
-        """
-        changes = config_changes(state.get("config") or {}, self.config)
-        current = {"model_class": _qualname(self.model), "model_config": _model_config(self.model),
-                   "objective": describe_objective(self.objective)}
-        stored = {"model_class": state.get("model_class"), "model_config": state.get("model_config"),
-                  "objective": state.get("objective_spec")}
-        for name, value in current.items():
-            if stored[name] is not None and stored[name] != value:
-                changes[name] = (stored[name], value)
-        return changes
 
     def load_state_dict(self, state: dict, allow_config_change=False, source: str = "the checkpoint") -> None:
         """Restore a :meth:`state_dict`, after checking that it belongs to this run.
@@ -338,8 +271,8 @@ class Trainer:
         state : dict
         allow_config_change : bool or sequence of str
             ``False``: any change of a run-defining setting raises. ``True``: any change is
-            accepted (with a warning). A list of names (from :data:`RESUMABLE_CHANGES`): those
-            may change.
+            accepted (with a warning). A list of names (from
+            :data:`regkit.train.resume.RESUMABLE_CHANGES`): those may change.
         source : str
             Where ``state`` came from, for messages.
 
@@ -349,82 +282,67 @@ class Trainer:
             A changed setting that is not accepted (naming the fields), or weights that do not
             fit the model or objective (another width or architecture), which no override helps.
         """
-        allowed = self._allowed_changes(allow_config_change)
-        changes = self.changes_from(state)
+        allowed = allowed_changes(allow_config_change)
+        changes = run_changes(state, self.config, self.model, self.objective)
         refused = {k: v for k, v in changes.items() if k not in allowed}
         if refused:
-            names = ", ".join(repr(k) for k in refused)
             raise ValueError(
                 f"cannot resume from {source}: it was written by a run with other settings "
-                f"({_describe_changes(refused)}). Resume with the same settings, start a new run (another "
+                f"({describe_changes(refused)}). Resume with the same settings, start a new run (another "
                 f"checkpoint_dir, or resume=False), or accept the change with "
-                f"fit(..., resume=True, allow_config_change=({names},))"
+                f"fit(..., resume=True, allow_config_change={tuple(refused)!r})"
             )
-        problems = _shape_mismatches(self.model, state["model"])
+        problems = shape_mismatches(self.model, state["model"])
         if problems:
             raise ValueError(
                 f"cannot resume from {source}: its weights do not fit this {type(self.model).__name__} "
-                f"(was it trained with another width or architecture?): {'; '.join(problems[:5])}"
+                f"(was it trained with another width or architecture?): {'; '.join(problems)}"
             )
-        self.model.load_state_dict(state["model"])
-        notes = []
         obj_state = state.get("objective") or {}
-        if isinstance(self.objective, nn.Module) and (obj_state or self.objective.state_dict()):
-            problems = _shape_mismatches(self.objective, obj_state)
-            if problems and "objective" not in changes:
-                raise ValueError(
-                    f"cannot resume from {source}: its objective state does not fit this "
-                    f"{type(self.objective).__name__}: {'; '.join(problems[:5])}"
-                )
-            if problems:
-                notes.append("the objective's parameters start fresh")
-            else:
-                self.objective.load_state_dict(obj_state)
+        has_state = isinstance(self.objective, nn.Module) and bool(obj_state or self.objective.state_dict())
+        problems = shape_mismatches(self.objective, obj_state) if has_state else []
+        if problems and "objective" not in changes:
+            raise ValueError(f"cannot resume from {source}: its objective state does not fit this "
+                             f"{type(self.objective).__name__}: {'; '.join(problems)}")
+        # Checked: from here on nothing refuses, so a refused resume leaves the Trainer untouched.
+        self.model.load_state_dict(state["model"])
+        notes = ["the objective's parameters start fresh"] if problems else []
+        if has_state and not problems:
+            self.objective.load_state_dict(obj_state)
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = [dict(h) for h in state["history"]]
-        if _OPTIMISER_FIELDS.isdisjoint(changes):
+        if OPTIMISER_CHANGES.isdisjoint(changes):
             self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state.get("scheduler") is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
         else:
-            notes += self._restore_with_current_settings(state["optimizer"])
+            notes += self._restore_with_current_settings(state["optimizer"], keep_moments=not notes)
         set_rng_state(state["rng"])
         if changes:
             warnings.warn(
-                f"resuming from {source} with changed settings ({_describe_changes(changes)}); the current ones "
+                f"resuming from {source} with changed settings ({describe_changes(changes)}); the current ones "
                 f"apply from epoch {self.epoch + 1}" + (f"; {', '.join(notes)}" if notes else ""),
                 UserWarning, stacklevel=3,
             )
 
-    @staticmethod
-    def _allowed_changes(allow) -> set:
-        if allow is True:
-            return set(RESUMABLE_CHANGES)
-        if allow is False or allow is None:
-            return set()
-        names = [allow] if isinstance(allow, str) else list(allow)
-        unknown = [n for n in names if n not in RESUMABLE_CHANGES]
-        if unknown:
-            raise ValueError(f"allow_config_change must be a bool or names from {list(RESUMABLE_CHANGES)}, got {unknown}")
-        return set(names)
-
-    def _restore_with_current_settings(self, stored_optimizer: dict) -> list[str]:
+    def _restore_with_current_settings(self, stored_optimizer: dict, keep_moments: bool = True) -> list[str]:
         """A fresh optimiser and schedule with the current settings; the stored moments if they fit."""
         notes = []
         self.optimizer = self._make_optimizer()
         fresh = self.optimizer.state_dict()
         groups = stored_optimizer.get("param_groups", [])
         try:
-            if len(groups) != len(fresh["param_groups"]):
-                raise ValueError("another number of parameter groups")
+            if not keep_moments or len(groups) != len(fresh["param_groups"]):
+                raise ValueError("the moments do not fit")
             merged = [{**{k: v for k, v in f.items() if k != "params"}, "params": g["params"]}
                       for f, g in zip(fresh["param_groups"], groups)]
             self.optimizer.load_state_dict({"state": stored_optimizer["state"], "param_groups": merged})
         except (ValueError, KeyError):
             self.optimizer = self._make_optimizer()
             notes.append("the optimiser's moments start fresh")
-        if self._steps_per_epoch is not None:
-            self.scheduler = self._make_scheduler(self._steps_per_epoch, at=self.step)
+        # Outside fit the schedule is unknown; fit builds it, positioned at the restored step.
+        steps = self._steps_per_epoch
+        self.scheduler = self._make_scheduler(steps, at=self.step) if steps is not None else None
         return notes
 
     @property
@@ -537,8 +455,8 @@ class Trainer:
             an interruption on purpose, for tests and for splitting a run across sessions.
         allow_config_change : bool or sequence of str
             Changes a resumed run accepts: ``True`` for any, or names from
-            :data:`RESUMABLE_CHANGES`, e.g. ``("epochs",)`` to train a finished run longer.
-            See :meth:`load_state_dict`.
+            :data:`regkit.train.resume.RESUMABLE_CHANGES`, e.g. ``("epochs",)`` to train a
+            finished run longer. See :meth:`load_state_dict`.
 
         Returns
         -------
@@ -551,7 +469,7 @@ class Trainer:
             raise ValueError("train_data is empty")
         if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0):
             raise ValueError(f"stop_after must be None or a non-negative integer, got {stop_after!r}")
-        self._allowed_changes(allow_config_change)  # validate before any work
+        allowed_changes(allow_config_change)  # validate before any work
         own_group = distributed.init_process_group(self.device)
         self.rank, self.world_size, self.local_rank = distributed.distributed_info()
         try:
