@@ -200,3 +200,32 @@ def test_converged_reads_the_validation_curve():
     assert conv([{"val_loss": v} for v in (1.0, 0.5, 0.45, 0.449, 0.4485, 0.448)]) is True
     assert conv([{"val_loss": v} for v in (1.0, 0.8, 0.6, 0.4, 0.3)]) is False
     assert conv([{"loss": 1.0}]) is None
+
+
+def test_model_cache_reuses_a_model_trained_under_the_same_key(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv(tables.base.MODEL_CACHE_ENV, str(tmp_path))
+    first = gpereg_setup.train_all(("voxelmorph",), "fire", "quick", 0, "cpu")
+    again = gpereg_setup.train_all(("voxelmorph",), "fire", "quick", 0, "cpu")
+    other = gpereg_setup.train_all(("voxelmorph",), "fire", "quick", 1, "cpu")  # another seed: trained anew
+    assert first[3]["cached"] == [] and again[3]["cached"] == ["voxelmorph"] and other[3]["cached"] == []
+    a, b = first[0]["voxelmorph"].state_dict(), again[0]["voxelmorph"].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert again[1]["voxelmorph"] == first[1]["voxelmorph"] and len(list(tmp_path.glob("*.pt"))) == 2
+
+
+def test_status_page_verdicts_come_from_the_tables():
+    from regkit.experiments import status
+
+    record = {"table": "air-table1", "profile": "full",
+              "rows": {"DIRNet": {"mse": 0.04}, "AiR-single": {"mse": 0.05}, "MAPT-AiR": {"mse": 0.035}},
+              "mse_ratio": {"DIRNet": 0.5, "AiR-single": 0.62, "MAPT-AiR": 0.45},
+              "paper_mse_ratio": {"dirnet": 0.51, "air": 0.59, "mapt_air": 0.42},
+              "training": {"air": {"converged": True}}}
+    verdict = air_table1.assess(record)
+    assert verdict["status"] == "reproduced", verdict
+    record["rows"]["MAPT-AiR"]["mse"] = 0.045  # MAPT-AiR no longer beats DIRNet
+    assert air_table1.assess(record)["status"] == "partly"
+    record["training"]["air"]["converged"] = False
+    assert air_table1.assess(record)["status"] == "not converged"
+    entries = status.collect(results_dir="no-such-folder")
+    assert [e["table"] for e in entries] == tables.names() and {e["status"] for e in entries} == {"pending"}

@@ -36,11 +36,11 @@ from ... import papers, spatial
 from ...evaluation import MethodSpec, evaluate, iter_batches
 from ...metrics import SMOOTH_DICE_SIGMA
 from ...runtime import by_profile, seed_everything
-from .base import TableRun, data_root, rows_body
+from .base import TableRun, data_root, rows_body, verdict
 
 __all__ = [
     "NAME", "SUMMARY", "METHODS", "LABELS", "METRICS", "settings", "datasets", "build_model", "train",
-    "fit_constant_shift", "run", "reproduce", "paper_rows",
+    "fit_constant_shift", "run", "reproduce", "paper_rows", "mse_ratios", "assess",
 ]
 
 NAME = "air-table1"
@@ -230,3 +230,23 @@ def reproduce(profile: str, seed: int, device, data_root=None) -> dict:
         "note": ("quick profile: every code path, a few dozen training steps on a CPU; a smoke run, not a "
                  "reproduction" if profile == "quick" else f"{profile} profile: the protocol of the module docstring"),
     }
+
+
+RATIO_TOLERANCE = 0.20
+"""A learned row's MSE ratio counts as reproduced within 20 % of the paper's."""
+
+
+def assess(record: dict) -> dict:
+    """Status of a results record: each learned row's MSE ratio within :data:`RATIO_TOLERANCE` of
+    the paper's, and the paper's order (MAPT-AiR best, then DIRNet, then AiR-single)."""
+    ours, paper = record["mse_ratio"], record["paper_mse_ratio"]
+    checks = {}
+    for name in LEARNED:
+        label = LABELS[name]
+        if label in ours:
+            rel = ours[label] / paper[name] - 1
+            checks[f"{label} MSE ratio {ours[label]:.2f} vs paper {paper[name]:.2f}"] = abs(rel) <= RATIO_TOLERANCE
+    mse = {n: record["rows"][LABELS[n]]["mse"] for n in LEARNED if LABELS[n] in record["rows"]}
+    if len(mse) == 3:
+        checks["order MAPT-AiR < DIRNet < AiR-single in MSE"] = mse["mapt_air"] < mse["dirnet"] < mse["air"]
+    return verdict(checks, record)

@@ -168,3 +168,58 @@ def export_weights(model, name: str, *, made_by: dict, folder=None, max_bytes: i
         f.write(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
     _manifest.cache_clear()
     return entry
+
+
+def unconverged(record: dict) -> list[str]:
+    """The trained models of a results record whose validation loss had not flattened."""
+    return [name for name, t in (record.get("training") or {}).items() if t.get("converged") is False]
+
+
+def verdict(checks: dict[str, bool], record: dict) -> dict:
+    """A status from named criteria: ``reproduced`` if all hold, ``partly`` if some, ``not
+    reproduced`` if none; ``not converged`` first if a trained model had not converged. The reason
+    lists what held and what did not."""
+    late = unconverged(record)
+    if late:
+        return {"status": "not converged", "reason": f"validation loss still falling for {', '.join(late)}"}
+    held = [k for k, ok in checks.items() if ok]
+    failed = [k for k, ok in checks.items() if not ok]
+    status = "reproduced" if not failed else ("partly" if held else "not reproduced")
+    parts = ([f"holds: {'; '.join(held)}"] if held else []) + ([f"fails: {'; '.join(failed)}"] if failed else [])
+    return {"status": status, "reason": ". ".join(parts)}
+
+
+MODEL_CACHE_ENV = "REGKIT_MODEL_CACHE"
+"""Environment variable naming a folder where tables keep the models they train, so that a later
+table of the same run (the controls after Table 1, the ablation's default row) reuses them."""
+
+
+def cached_training(key: dict, build, train_fn):
+    """Train with ``train_fn() -> (model, history)`` unless ``$REGKIT_MODEL_CACHE`` holds a model
+    trained under the same ``key`` (plain data: table inputs, settings, seed, model name).
+
+    ``build()`` makes an untrained model of the right architecture to load cached weights into.
+    Returns ``(model, history, train_time_s, cached)``; with the variable unset nothing is cached.
+    """
+    import hashlib
+    import json
+    import time
+
+    from ...checkpoint import load_checkpoint, save_checkpoint
+    from ..provenance import plain
+
+    folder = os.environ.get(MODEL_CACHE_ENV)
+    digest = hashlib.sha256(json.dumps(plain(key), sort_keys=True).encode()).hexdigest()[:20]
+    path = Path(folder) / f"{digest}.pt" if folder else None
+    if path is not None and path.is_file():
+        state = load_checkpoint(path)
+        model = build()
+        model.load_state_dict(state["model"])
+        return model.eval(), state["history"], state["train_time_s"], True
+    t0 = time.perf_counter()
+    model, history = train_fn()
+    elapsed = round(time.perf_counter() - t0, 2)
+    if path is not None:
+        save_checkpoint({"model": model.state_dict(), "history": plain(history), "train_time_s": elapsed,
+                         "key": plain(key)}, path)
+    return model, history, elapsed, False

@@ -14,7 +14,7 @@ from .. import controls
 from .base import TableRun
 from .gpereg_setup import LEARNED, build_model, load_split, profile_note, settings, spec, train, train_all
 
-__all__ = ["NAME", "SUMMARY", "CLASSICAL", "COLUMNS", "settings", "build_model", "train", "run", "reproduce"]
+__all__ = ["NAME", "SUMMARY", "CLASSICAL", "COLUMNS", "settings", "build_model", "train", "run", "reproduce", "assess"]
 
 NAME = "gpereg-does-it-register"
 SUMMARY = "Does it register? Controls, shuffled-fixed and structural tests on FIRE-Reg-256"
@@ -59,3 +59,26 @@ def reproduce(profile: str, seed: int, device, data_root=None) -> dict:
         "training": result.training(),
         "note": profile_note(profile),
     }
+
+
+def assess(record: dict) -> dict:
+    """The controls are ours (the paper has none); the status states what they found: how much of
+    its SSIM each deformation-free model keeps when given another pair's fixed image."""
+    from .base import unconverged
+
+    late = unconverged(record)
+    if late:
+        return {"status": "not converged", "reason": f"validation loss still falling for {', '.join(late)}"}
+    notes = []
+    for r in record["rows"]:
+        if r.get("deformation_free") and r.get("method") in LEARNED and r.get("geometry_drop_ssim") is not None:
+            notes.append(f"{r['label']} loses {r['geometry_drop_ssim']:.3f} SSIM with another geometry "
+                         f"(the fixed image itself loses {_oracle_drop(record):.3f})")
+    return {"status": "partly", "reason": "ours only (the paper has no controls): " + "; ".join(notes)}
+
+
+def _oracle_drop(record: dict) -> float:
+    for r in record["rows"]:
+        if r.get("method") == "fixed_oracle":
+            return r["geometry_drop_ssim"]
+    return float("nan")

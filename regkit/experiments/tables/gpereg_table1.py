@@ -10,9 +10,18 @@ profiles are in :mod:`regkit.experiments.tables.gpereg_setup`.
 
 from __future__ import annotations
 
-from .gpereg_setup import CLASSICAL, LEARNED, build_model, dataset_table_body, run_dataset_table, settings, train
+from .gpereg_setup import (
+    CLASSICAL,
+    LEARNED,
+    assess_dataset_table,
+    build_model,
+    dataset_table_body,
+    run_dataset_table,
+    settings,
+    train,
+)
 
-__all__ = ["NAME", "SUMMARY", "DATASET", "ROWS", "settings", "build_model", "train", "run", "reproduce"]
+__all__ = ["NAME", "SUMMARY", "DATASET", "ROWS", "settings", "build_model", "train", "run", "reproduce", "assess"]
 
 NAME = "gpereg-table1"
 SUMMARY = "GPEReg-Net paper, Table 1: NCC / SSIM / PSNR on FIRE-Reg-256, every row"
@@ -29,3 +38,9 @@ def run(profile: str = "quick", seed: int = 0, device="cpu", data_root=None, pro
 def reproduce(profile: str, seed: int, device, data_root=None) -> dict:
     """The body of ``results/gpereg-table1.json`` (the CLI adds provenance)."""
     return dataset_table_body(run(profile, seed, device, data_root), "FIRE-Reg-256 test patches: output vs fixed image")
+
+
+def assess(record: dict) -> dict:
+    """Status of a results record against the paper's claims (see
+    :func:`~regkit.experiments.tables.gpereg_setup.assess_dataset_table`)."""
+    return assess_dataset_table(record, traditional_below_unregistered=True)

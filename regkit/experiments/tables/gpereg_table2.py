@@ -23,7 +23,7 @@ from .base import TableRun
 from .gpereg_setup import LABELS, LEARNED, build_model, profile_note, settings
 
 __all__ = ["NAME", "SUMMARY", "settings", "build_model", "measure_latency", "measure_throughput",
-           "count_flops", "run", "reproduce"]
+           "count_flops", "run", "reproduce", "assess"]
 
 NAME = "gpereg-table2"
 SUMMARY = "GPEReg-Net paper, Table 2: parameters, latency and throughput on this device"
@@ -142,3 +142,17 @@ def reproduce(profile: str, seed: int, device, data_root=None) -> dict:
         "settings": result.settings,
         "note": profile_note(profile) + "; Table 2 always measures the paper-size models",
     }
+
+
+def assess(record: dict) -> dict:
+    """Parameters within 5 % of the paper's for every model; timings are only comparable on the
+    paper's GPU (an RTX 5090), so they are reported, not judged."""
+    from .base import verdict
+
+    checks = {}
+    for name, row in record["rows"].items():
+        paper = record["paper"][name]["params_m"]
+        checks[f"{row['label']} {row['params_m']:.2f} M parameters vs {paper:.2f} M"] = abs(row["params_m"] / paper - 1) <= 0.05
+    out = verdict(checks, record)
+    out["reason"] += f". Timings on {record['device']}, not the paper's RTX 5090"
+    return out

@@ -10,9 +10,17 @@ this set), trained on the training split and scored on the test split through
 
 from __future__ import annotations
 
-from .gpereg_setup import LEARNED, build_model, dataset_table_body, run_dataset_table, settings, train
+from .gpereg_setup import (
+    LEARNED,
+    assess_dataset_table,
+    build_model,
+    dataset_table_body,
+    run_dataset_table,
+    settings,
+    train,
+)
 
-__all__ = ["NAME", "SUMMARY", "DATASET", "ROWS", "settings", "build_model", "train", "run", "reproduce"]
+__all__ = ["NAME", "SUMMARY", "DATASET", "ROWS", "settings", "build_model", "train", "run", "reproduce", "assess"]
 
 NAME = "gpereg-table3"
 SUMMARY = "GPEReg-Net paper, Table 3: NCC / SSIM / PSNR on HPatches-Reg-256"
@@ -29,3 +37,9 @@ def run(profile: str = "quick", seed: int = 0, device="cpu", data_root=None, pro
 def reproduce(profile: str, seed: int, device, data_root=None) -> dict:
     """The body of ``results/gpereg-table3.json`` (the CLI adds provenance)."""
     return dataset_table_body(run(profile, seed, device, data_root), "HPatches-Reg-256 test pairs: output vs fixed image")
+
+
+def assess(record: dict) -> dict:
+    """Status of a results record against the paper's claims (see
+    :func:`~regkit.experiments.tables.gpereg_setup.assess_dataset_table`)."""
+    return assess_dataset_table(record, traditional_below_unregistered=False)

@@ -1,0 +1,98 @@
+"""The reproduction-status page: every reproduced table, its numbers per profile, and a verdict.
+
+Generated from the results files (``results/**/*.json``, written by ``python -m regkit
+reproduce``), never typed: for each table of :mod:`regkit.experiments.tables` it collects the
+paper's numbers and ours per profile (``full`` on a GPU, the ``cpu`` profile, and ``quick`` where a
+quick run was saved), and asks the table's own ``assess(record)`` for a status and a one-line
+reason.
+
+Statuses
+--------
+- ``reproduced``: the table's criteria hold for a converged run;
+- ``partly``: some criteria hold;
+- ``not reproduced``: none holds;
+- ``not converged``: a run exists, but a learned model's validation loss had not flattened;
+- ``pending``: no converged run has been made yet (e.g. a GPU run that has not happened).
+
+Example
+-------
+>>> s = collect(results_dir="no-such-folder")
+>>> [e["status"] for e in s][:1]
+['pending']
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import tables
+from .provenance import REPO_ROOT
+
+__all__ = ["load_records", "collect", "status_table", "STATUSES", "CHAPTERS"]
+
+STATUSES = ("reproduced", "partly", "not reproduced", "not converged", "pending")
+CHAPTERS = {
+    "air-table1": "08_attention_air",
+    "gpereg-table1": "09_deformation_free_gpereg",
+    "gpereg-table2": "09_deformation_free_gpereg",
+    "gpereg-table3": "09_deformation_free_gpereg",
+    "gpereg-ablation": "09_deformation_free_gpereg",
+    "gpereg-does-it-register": "10_does_it_register",
+}
+"""The chapter that shows each table."""
+
+
+def load_records(results_dir=None) -> dict:
+    """``{table: {profile: record}}`` from every results file under ``results_dir``
+    (default: the repository's ``results/``). Each record gains ``_path`` (relative)."""
+    root = Path(results_dir) if results_dir is not None else REPO_ROOT / "results"
+    out: dict[str, dict] = {}
+    if not root.is_dir():
+        return out
+    for path in sorted(root.rglob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(record, dict) or record.get("table") not in tables.TABLES:
+            continue
+        record["_path"] = path.relative_to(root.parent).as_posix() if root.parent in path.parents else path.name
+        out.setdefault(record["table"], {})[record.get("profile", "?")] = record
+    return out
+
+
+def collect(results_dir=None) -> list[dict]:
+    """One entry per table: ``table``, ``summary``, ``chapter``, ``records`` (per profile),
+    ``status``, ``reason``, ``profile`` (the record the verdict rests on)."""
+    records = load_records(results_dir)
+    entries = []
+    for name in tables.names():
+        module = tables.get(name)
+        recs = records.get(name, {})
+        best = next((recs[p] for p in ("full", "cpu") if p in recs), None)
+        if best is None:
+            status, reason = "pending", "no converged run yet" + (" (only a quick run)" if "quick" in recs else "")
+        else:
+            verdict = module.assess(best)
+            status, reason = verdict["status"], verdict["reason"]
+        if status not in STATUSES:
+            raise ValueError(f"{name}: assess returned an unknown status {status!r}")
+        entries.append({
+            "table": name, "summary": module.SUMMARY, "chapter": CHAPTERS.get(name), "records": recs,
+            "status": status, "reason": reason, "profile": best.get("profile") if best else None,
+        })
+    return entries
+
+
+def status_table(results_dir=None):
+    """The status of every table as a :class:`regkit.viz.tables.ResultsTable`-like HTML table
+    (rows: tables; columns: status, reason, the profiles with a results file, the chapter)."""
+    from ..viz.tables import simple_table
+
+    rows = []
+    for e in collect(results_dir):
+        files = ", ".join(f"{p}: {r['_path']}" for p, r in sorted(e["records"].items()))
+        rows.append({"table": e["table"], "status": e["status"], "reason": e["reason"],
+                     "results files": files or "-", "chapter": e["chapter"] or "-"})
+    return simple_table(rows, columns=("table", "status", "reason", "results files", "chapter"))
