@@ -219,3 +219,15 @@ def test_tensor_pairs_checks_its_tensors():
     items = [{"moving": torch.full((1, 4, 4), float(i)), "fixed": torch.zeros(1, 4, 4), "k": i} for i in range(3)]
     ds = TensorPairs.from_dataset(items, limit=2)
     assert len(ds) == 2 and float(ds[1]["moving"][0, 0, 0]) == 1.0
+
+
+def test_a_second_fit_continues_the_schedule_where_the_first_stopped():
+    data = TensorPairs(moving=torch.zeros(8, 1, 4, 4), fixed=torch.zeros(8, 1, 4, 4))
+    cfg = dict(epochs=4, batch_size=4, lr=0.1, grad_clip=None, seed=0, progress=False, log=False)
+    whole = Trainer(Point(), quadratic, TrainConfig(**cfg), device="cpu")
+    whole.fit(data)
+    split = Trainer(Point(), quadratic, TrainConfig(**cfg), device="cpu")
+    split.fit(data, stop_after=1)
+    split.fit(data)  # in memory, no checkpoint
+    assert [h["lr"] for h in split.history] == pytest.approx([h["lr"] for h in whole.history], rel=1e-9, abs=1e-15)
+    torch.testing.assert_close(split.model.t.detach(), whole.model.t.detach(), atol=1e-6, rtol=0)
