@@ -1,0 +1,555 @@
+"""Shared building blocks of the plots: input conversion, panel and figure helpers, sizes.
+
+Every plotting module of :mod:`regkit.viz` converts its inputs and lays out its panels here,
+so that each rule (which item of a batch is shown, how a panel is framed, how big a figure is)
+is written once.
+
+Convention
+----------
+* Images: ``N,C,H,W``, ``C,H,W`` or ``H,W`` with ``C = 1`` (grey) or ``C = 3`` (RGB), float
+  intensities in ``[0, 1]``; the *first* item of a batch is shown.
+* Displacements: ``N,2,H,W`` or ``2,H,W`` in pixels, channel 0 = x (columns), channel 1 = y
+  (rows).
+* Pixel ``(x, y)`` is drawn at data coordinates ``(x, y)`` with ``y`` pointing down
+  (``imshow`` with ``origin="upper"``).
+* Sizes: a figure is at most :data:`TEXT_WIDTH` inches wide and drawn at :data:`DPI`, so the
+  book (a text column of about 800 px) shows it at its own size and a title in
+  :data:`FONT_SIZE` points reads at about 14 px. Many panels make the panels smaller, never
+  the text.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from typing import Any, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+__all__ = [
+    "PANEL_SIZE",
+    "DPI",
+    "TEXT_WIDTH",
+    "FONT_SIZE",
+    "as_numpy",
+    "as_image",
+    "as_gray",
+    "as_disp",
+    "batch_item",
+    "check_same_size",
+    "check_positive_int",
+    "normalise",
+    "grid_shape",
+    "new_figure",
+    "panel_axes",
+    "wrap_title",
+    "fit_titles",
+    "set_title",
+    "panel_width",
+    "finish_panel",
+    "show_image",
+]
+
+#: Side of one panel in inches (240 px at :data:`DPI`).
+PANEL_SIZE = 2.4
+#: Resolution of every figure created here, in dots per inch.
+DPI = 100
+#: Widest figure in inches: the book's text column (about 800 px) at :data:`DPI`.
+TEXT_WIDTH = 8.0
+#: Font size of panel titles in points (about 14 px at :data:`DPI`).
+FONT_SIZE = 10
+_LINE_HEIGHT = 1.25 * FONT_SIZE / 72.0  # inches per title line (measured: 17 px at 100 dpi)
+_TITLE_PAD = 8.0 / 72.0  # inches between a title and its panel (matplotlib's 6 pt, and a margin)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def as_numpy(x: Any, name: str) -> np.ndarray:
+    """Tensor or array as a finite float64 numpy array (detached, on the CPU).
+
+    Parameters
+    ----------
+    x : Tensor or ndarray
+        Real numbers.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    ndarray
+        ``float64`` copy or view of ``x``.
+
+    Examples
+    --------
+    >>> as_numpy(np.ones(2, dtype=np.float32), "x").dtype
+    dtype('float64')
+    """
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
+        x = x.detach().cpu()
+        if x.is_complex() or str(x.dtype) == "torch.bool":
+            raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+        x = x.double().numpy()
+    elif not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+    x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} must be finite (found NaN or inf)")
+    return x
+
+
+def _first(a: np.ndarray, name: str) -> np.ndarray:
+    if a.shape[0] < 1:
+        raise ValueError(f"{name} has an empty batch (shape {a.shape})")
+    return a[0]
+
+
+def as_image(x: Any, name: str) -> np.ndarray:
+    """First image of ``x`` as ``H,W`` (grey) or ``H,W,3`` (RGB).
+
+    Parameters
+    ----------
+    x : Tensor or ndarray
+        ``N,C,H,W``, ``C,H,W`` or ``H,W`` with 1 or 3 channels.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    ndarray
+        ``H,W`` or ``H,W,3`` float64.
+
+    Examples
+    --------
+    >>> as_image(np.zeros((2, 3, 4, 5)), "x").shape
+    (4, 5, 3)
+    """
+    a = as_numpy(x, name)
+    if a.ndim == 4:
+        a = _first(a, name)
+    if a.ndim == 3:
+        if a.shape[0] == 1:
+            a = a[0]
+        elif a.shape[0] == 3:
+            a = np.moveaxis(a, 0, -1)
+        else:
+            raise ValueError(
+                f"{name} must have 1 or 3 channels (C,H,W), got {a.shape[0]} channels in shape {a.shape}"
+            )
+    elif a.ndim != 2:
+        raise ValueError(f"{name} must be N,C,H,W, C,H,W or H,W; got shape {a.shape}")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"{name} must have a non-empty spatial size, got shape {a.shape}")
+    return a
+
+
+def as_gray(x: Any, name: str) -> np.ndarray:
+    """First image of ``x`` as ``H,W``; RGB becomes luminance ``0.299 R + 0.587 G + 0.114 B``.
+
+    Parameters
+    ----------
+    x : Tensor or ndarray
+        As for :func:`as_image`.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    ndarray
+        ``H,W`` float64.
+
+    Examples
+    --------
+    >>> round(float(as_gray(np.ones((3, 2, 2)), "x")[0, 0]), 6)
+    1.0
+    """
+    a = as_image(x, name)
+    if a.ndim == 3:
+        a = a @ np.array([0.299, 0.587, 0.114])
+    return a
+
+
+def as_disp(d: Any, name: str = "disp") -> np.ndarray:
+    """First displacement of ``d`` as ``2,H,W`` (x then y, in pixels).
+
+    Parameters
+    ----------
+    d : Tensor or ndarray
+        ``N,2,H,W`` or ``2,H,W``.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    ndarray
+        ``2,H,W`` float64.
+
+    Examples
+    --------
+    >>> as_disp(np.zeros((1, 2, 3, 4))).shape
+    (2, 3, 4)
+    """
+    a = as_numpy(d, name)
+    if a.ndim == 4:
+        a = _first(a, name)
+    if a.ndim != 3:
+        raise ValueError(f"{name} must be N,2,H,W or 2,H,W (pixels, x then y); got shape {a.shape}")
+    if a.shape[0] != 2:
+        raise ValueError(
+            f"{name} must have 2 channels (x, y) in dimension -3, got {a.shape[0]} in shape {a.shape}"
+        )
+    return a
+
+
+def batch_item(x: Any, index: int, name: str) -> Any:
+    """Item ``index`` of a batch ``N,...`` kept as a batch of one (``x[index:index + 1]``).
+
+    Parameters
+    ----------
+    x : Tensor or ndarray
+        A batch ``N,C,H,W`` (or ``N,2,H,W``); other ranks are returned unchanged.
+    index : int
+        ``0 <= index < N`` (negative indices count from the end).
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    Tensor or ndarray
+        ``x[index:index + 1]`` of the input's type.
+
+    Examples
+    --------
+    >>> batch_item(np.zeros((4, 1, 8, 8)), 2, "x").shape
+    (1, 1, 8, 8)
+    """
+    if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+        raise TypeError(f"index must be an int, got {type(index).__name__}")
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) != 4:
+        return x
+    n = shape[0]
+    if not -n <= index < n:
+        raise ValueError(f"index {index} is out of range for {name} with a batch of {n}")
+    index = int(index) % n
+    return x[index : index + 1]
+
+
+def check_same_size(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    """Raise ``ValueError`` unless ``a`` and ``b`` have the same ``H,W`` (their first two axes).
+
+    Parameters
+    ----------
+    a, b : ndarray
+        Arrays shaped ``H,W,...``.
+    name_a, name_b : str
+        Argument names used in the error message.
+
+    Returns
+    -------
+    None
+    """
+    if a.shape[:2] != b.shape[:2]:
+        raise ValueError(f"{name_a} and {name_b} must have the same H,W; got {a.shape[:2]} and {b.shape[:2]}")
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """Return ``value`` as an ``int`` if it is a positive integer (not a bool), else raise ``ValueError``.
+
+    Parameters
+    ----------
+    value : Any
+    name : str
+        Argument name used in the error message.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> check_positive_int(np.int64(3), "step")
+    3
+    """
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def normalise(a: np.ndarray) -> np.ndarray:
+    """Stretch ``a`` linearly to ``[0, 1]`` (all zeros when ``a`` is constant).
+
+    Parameters
+    ----------
+    a : ndarray
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``a``.
+
+    Examples
+    --------
+    >>> normalise(np.array([2.0, 3.0, 4.0])).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    lo, hi = float(a.min()), float(a.max())
+    if hi - lo < 1e-12:
+        return np.zeros_like(a)
+    return (a - lo) / (hi - lo)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
+    """Rows and columns for ``n`` panels, at most ``max_cols`` per row, rows as even as possible.
+
+    Parameters
+    ----------
+    n : int
+        Number of panels (>= 1).
+    max_cols : int
+        Most panels in one row (>= 1).
+
+    Returns
+    -------
+    (int, int)
+        ``(nrows, ncols)`` with ``nrows * ncols >= n``.
+
+    Examples
+    --------
+    >>> grid_shape(3), grid_shape(6), grid_shape(10, max_cols=5)
+    ((1, 3), (2, 3), (2, 5))
+    """
+    n = check_positive_int(n, "n")
+    max_cols = check_positive_int(max_cols, "max_cols")
+    nrows = math.ceil(n / max_cols)
+    return nrows, math.ceil(n / nrows)
+
+
+def new_figure(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    size: float = PANEL_SIZE,
+    extra_width: float = 0.0,
+    extra_height: float = 0.0,
+) -> tuple[Figure, np.ndarray]:
+    """A figure of ``nrows x ncols`` square panels that fits the text column.
+
+    Parameters
+    ----------
+    nrows, ncols : int
+        Panel grid.
+    size : float
+        Side of one panel in inches; panels shrink so that the figure is at most
+        :data:`TEXT_WIDTH` wide (the fonts keep their size).
+    extra_width, extra_height : float
+        Inches added for colour bars or wide panels.
+
+    Returns
+    -------
+    (Figure, ndarray of Axes)
+        The figure (``dpi = DPI``, constrained layout) and its axes shaped ``nrows, ncols``.
+
+    Examples
+    --------
+    >>> fig, axes = new_figure(1, 6)
+    >>> axes.shape, round(float(fig.get_figwidth()), 3), fig.dpi  # 6 x 2.4 in shrunk to TEXT_WIDTH
+    ((1, 6), 8.0, 100)
+    >>> plt.close(fig)
+    """
+    nrows = check_positive_int(nrows, "nrows")
+    ncols = check_positive_int(ncols, "ncols")
+    if not (isinstance(size, (int, float)) and math.isfinite(size) and size > 0):
+        raise ValueError(f"size must be a positive number of inches, got {size!r}")
+    width = size * ncols + extra_width
+    scale = min(1.0, TEXT_WIDTH / width)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(width * scale, (size * nrows + extra_height) * scale),
+        dpi=DPI,
+        layout="constrained",
+        squeeze=False,
+    )
+    return fig, axes
+
+
+def panel_axes(ax: Axes | None = None) -> Axes:
+    """``ax`` itself, or the Axes of a new one-panel figure (:data:`PANEL_SIZE`, :data:`DPI`).
+
+    Parameters
+    ----------
+    ax : Axes, optional
+
+    Returns
+    -------
+    Axes
+    """
+    if ax is not None:
+        if not isinstance(ax, Axes):
+            raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
+        return ax
+    return new_figure(1, 1)[1][0, 0]
+
+
+def wrap_title(title: str, width_in: float, fontsize: float = FONT_SIZE) -> str:
+    """Break ``title`` into lines that fit ``width_in`` inches at ``fontsize`` points.
+
+    A character is taken as 0.55 em wide (DejaVu Sans averages about 0.55 em); existing line
+    breaks are kept, and a word longer than a line stays whole.
+
+    Parameters
+    ----------
+    title : str
+    width_in : float
+        Available width in inches.
+    fontsize : float
+        Font size in points.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> wrap_title("fixed (moving under a known affine)", 2.4)
+    'fixed (moving under a known\\naffine)'
+    """
+    chars = max(8, int(width_in * 72.0 / (0.55 * fontsize)))
+    lines = []
+    for line in str(title).split("\n"):
+        lines.extend(textwrap.wrap(line, chars, break_long_words=False, break_on_hyphens=False) or [""])
+    return "\n".join(lines)
+
+
+def set_title(ax: Axes, title: str | None, fontsize: float = FONT_SIZE) -> None:
+    """Title ``ax`` in ``fontsize`` points, wrapped to the width of the panel.
+
+    Parameters
+    ----------
+    ax : Axes
+    title : str or None
+        Nothing happens for ``None`` or ``""``.
+    fontsize : float
+
+    Returns
+    -------
+    None
+    """
+    if not title:
+        return
+    ax.set_title(wrap_title(title, panel_width(ax), fontsize), fontsize=fontsize)
+
+
+def panel_width(ax: Axes) -> float:
+    """Width in inches of the grid cell(s) that ``ax`` occupies (its own width if not on a grid).
+
+    Parameters
+    ----------
+    ax : Axes
+
+    Returns
+    -------
+    float
+        Before layout the Axes itself is narrower than its cell; the cell is what a
+        constrained layout gives it, less about 5 % of margins.
+
+    Examples
+    --------
+    >>> fig, axes = new_figure(1, 4, size=2.0)
+    >>> round(panel_width(axes[0, 1]), 2)
+    1.9
+    >>> plt.close(fig)
+    """
+    fig_width = ax.figure.bbox.width / ax.figure.dpi
+    spec = ax.get_subplotspec()
+    if spec is None:
+        return ax.get_position().width * fig_width
+    cols = spec.colspan
+    return 0.95 * fig_width * (cols.stop - cols.start) / spec.get_gridspec().ncols
+
+
+def fit_titles(fig: Figure, axes: np.ndarray, extra_lines: int = 0) -> None:
+    """Make ``fig`` taller by the height of its panel titles, so that they do not squeeze the images.
+
+    Figures from :func:`new_figure` have square panels with no room for titles; this adds the
+    height of the longest (wrapped) title of each row of ``axes``, plus ``extra_lines``.
+
+    Parameters
+    ----------
+    fig : Figure
+    axes : ndarray of Axes
+        The panel grid, shaped ``nrows, ncols``, titles already set.
+    extra_lines : int
+        Further lines of text, e.g. 1 for a suptitle.
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> fig, axes = new_figure(1, 2)
+    >>> set_title(axes[0, 0], "a title long enough to need a second line")
+    >>> before = fig.get_figheight(); fit_titles(fig, axes)
+    >>> round(float(fig.get_figheight() - before), 3)  # two lines of 10 pt and a pad
+    0.458
+    >>> plt.close(fig)
+    """
+    extra = int(extra_lines) * _LINE_HEIGHT
+    for row in np.atleast_2d(axes):
+        lines = max([ax.get_title().count("\n") + 1 for ax in row if ax.get_visible() and ax.get_title()] or [0])
+        extra += lines * _LINE_HEIGHT + (_TITLE_PAD if lines else 0.0)
+    if extra:
+        fig.set_figheight(fig.get_figheight() + extra)
+
+
+def finish_panel(ax: Axes, title: str | None, h: int, w: int) -> None:
+    """Frame an image panel: limits to the ``h x w`` pixels (y down), no ticks, a wrapped title.
+
+    Parameters
+    ----------
+    ax : Axes
+    title : str or None
+    h, w : int
+        Image height and width in pixels.
+
+    Returns
+    -------
+    None
+    """
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    set_title(ax, title)
+
+
+def show_image(ax: Axes, img: np.ndarray, cmap: str = "gray", vmin: float | None = 0.0, vmax: float | None = 1.0):
+    """``imshow`` an ``H,W`` (with ``cmap``, ``vmin``, ``vmax``) or ``H,W,3`` image (clipped to ``[0, 1]``).
+
+    Parameters
+    ----------
+    ax : Axes
+    img : ndarray
+        From :func:`as_image`.
+    cmap : str
+        Colormap of grey images.
+    vmin, vmax : float or None
+        Colour limits of grey images.
+
+    Returns
+    -------
+    AxesImage
+    """
+    if img.ndim == 3:
+        return ax.imshow(np.clip(img, 0.0, 1.0), interpolation="nearest")
+    return ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
