@@ -15,7 +15,7 @@ from torch import nn
 
 import regkit
 from regkit import spatial
-from regkit.checkpoint import load_checkpoint, load_model, save_checkpoint
+from regkit.checkpoint import load_checkpoint, load_model
 from regkit.train import RegistrationObjective, TensorPairs, TrainConfig, Trainer
 
 

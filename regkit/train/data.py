@@ -68,7 +68,8 @@ class TensorPairs(Dataset):
             if n is None:
                 n = value.shape[0]
             if value.ndim == 0 or value.shape[0] != n:
-                raise ValueError(f"all tensors must have the same length, got {key} with shape {tuple(value.shape)}, N={n}")
+                raise ValueError(
+                    f"all tensors must have the same length, got {key} with shape {tuple(value.shape)}, N={n}")
         for key in ("moving", "fixed"):
             if tensors[key].ndim != 4:
                 raise ValueError(f"{key} must be N,C,H,W, got shape {tuple(tensors[key].shape)}")
@@ -134,6 +135,11 @@ def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: seed NumPy and Python from the seed torch gave the worker.
 
     torch seeds each worker from the loader's generator; this derives the other two from it.
+
+    Parameters
+    ----------
+    worker_id : int
+        Unused (the worker's torch seed already differs per worker).
     """
     s = torch.initial_seed() % 2**32
     np.random.seed(s)

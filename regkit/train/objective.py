@@ -76,7 +76,18 @@ class RegistrationObjective(nn.Module):
         return f"similarity={self.similarity!r}, smoothness={self.smoothness!r}, weight={self.weight}"
 
     def similarity_term(self, warped: Tensor, fixed: Tensor) -> Tensor:
-        """The similarity loss :math:`S` of ``warped`` with ``fixed`` (a scalar tensor)."""
+        """The similarity loss :math:`S` of ``warped`` with ``fixed``.
+
+        Parameters
+        ----------
+        warped, fixed : Tensor
+            ``N,C,H,W`` images.
+
+        Returns
+        -------
+        Tensor
+            A scalar.
+        """
         if self.similarity == "lncc":
             return losses.local_ncc_loss(warped, fixed, self.window)
         return losses.similarity_loss(self.similarity)(warped, fixed)
@@ -118,9 +129,10 @@ def describe_objective(objective) -> dict:
     Returns
     -------
     dict
-        ``{"class": "module.QualName", "config": ...}``: ``config`` is the objective's ``config``
-        mapping when it has one (as plain data: lists, numbers, strings), else its module ``repr`` (settings and submodules) for an
-        ``nn.Module``, else ``None`` (a plain function is described by its name).
+        ``{"class": "module.QualName", "config": ...}``: ``config`` is the objective's
+        ``config`` mapping when it has one (as plain data: lists, numbers, strings), else its
+        module ``repr`` (settings and submodules) for an ``nn.Module``, else ``None`` (a plain
+        function is described by its name).
     """
     config = getattr(objective, "config", None)
     if isinstance(config, Mapping):

@@ -49,6 +49,7 @@ __all__ = ["Trainer", "CHECKPOINT_NAME", "watched"]
 CHECKPOINT_NAME = "last.pt"
 """File name of the checkpoint written at the end of every epoch (in ``config.checkpoint_dir``)."""
 
+
 def watched() -> bool:
     """Whether progress bars would be seen live: the rule behind ``TrainConfig(progress=None)``.
 
@@ -59,9 +60,16 @@ def watched() -> bool:
     - Elsewhere (a script, terminal IPython): True when stderr, where ``tqdm`` writes, is a
       terminal; False when it is redirected to a file or pipe.
 
+    The kernel's flag is ipykernel's record of the running request's ``allow_stdin`` (the
+    attribute ``_allow_stdin``, present since ipykernel 4); a kernel without it counts as
+    headless.
+
     Returns
     -------
     bool
+
+    >>> watched() in (True, False)
+    True
     """
     ipython = sys.modules.get("IPython")  # never imported here: outside IPython it is absent
     shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
@@ -162,7 +170,12 @@ class Trainer:
         return None
 
     def parameters(self) -> list[nn.Parameter]:
-        """The trained parameters: the model's, then the objective's."""
+        """The trained parameters: the model's, then the objective's.
+
+        Returns
+        -------
+        list of nn.Parameter
+        """
         params = [p for p in self.model.parameters() if p.requires_grad]
         if isinstance(self.objective, nn.Module):
             params += [p for p in self.objective.parameters() if p.requires_grad]
@@ -467,7 +480,8 @@ class Trainer:
         val_set = as_dataset(val_data, "val_data") if val_data is not None else None
         if len(train_set) == 0:
             raise ValueError("train_data is empty")
-        if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0):
+        if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int)
+                                       or stop_after < 0):
             raise ValueError(f"stop_after must be None or a non-negative integer, got {stop_after!r}")
         allowed_changes(allow_config_change)  # validate before any work
         own_group = distributed.init_process_group(self.device)
@@ -483,7 +497,8 @@ class Trainer:
         per_rank = math.ceil(n / self.world_size)
         steps = per_rank // cfg.batch_size if cfg.drop_last else math.ceil(per_rank / cfg.batch_size)
         if steps == 0:
-            raise ValueError(f"batch_size {cfg.batch_size} is larger than the {per_rank} samples per process with drop_last")
+            raise ValueError(
+                f"batch_size {cfg.batch_size} is larger than the {per_rank} samples per process with drop_last")
         return steps if cfg.steps_per_epoch is None else min(steps, cfg.steps_per_epoch)
 
     def _fit(self, train_set, val_set, resume, stop_after, allow_config_change):
