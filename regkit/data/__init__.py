@@ -12,7 +12,6 @@ from .download import download, extract, sha256sum
 from .fire import download_fire, fire_pairs, fire_reg256
 from .fundus import retina_photo, synth_fundus
 from .hpatches import hpatches_reg256, synth_texture
-from .idx import read_idx
 from .mnist import DataNotFoundError, load_images, mnist_pairs
 from .pairs import PairDataset, collate_pairs
 
@@ -31,7 +30,6 @@ __all__ = [
     "DataNotFoundError",
     "PairDataset",
     "collate_pairs",
-    "read_idx",
     "download",
     "extract",
     "sha256sum",
