@@ -184,12 +184,13 @@ def _new_figures():
 
 
 def test_every_figure_is_100_dpi_and_fits_the_text_column():
-    # The book's text column is ~800 px: a figure of at most 8 in at 100 dpi is shown at its
-    # own size, so a 10 pt title is 10 / 72 * 100 = 13.9 px on screen.
+    # The book's text column is 772 px at a 1400 px window: a figure of at most 7.5 in at
+    # 100 dpi (plus the tight box's margin) is shown at its own size, so a 10 pt title is
+    # 10 / 72 * 100 = 13.9 px on screen.
     for name, fig in _new_figures():
         assert fig.dpi >= 100, name
         assert fig.get_figwidth() <= viz.TEXT_WIDTH + 1e-9, name
-        assert fig.get_figwidth() * fig.dpi <= 800 + 1e-6, name
+        assert fig.get_figwidth() * fig.dpi <= 750 + 1e-6, name
         for ax in fig.axes:
             if ax.get_title():
                 assert ax.title.get_fontsize() >= 10, name
@@ -234,7 +235,7 @@ def test_grid_shape_and_new_figure():
     fig, axes = layout.new_figure(2, 3, size=2.0)
     assert axes.shape == (2, 3) and fig.get_size_inches().tolist() == [6.0, 4.0]
     fig, axes = layout.new_figure(1, 10)  # 24 in asked: scaled to the column, square panels kept
-    assert fig.get_size_inches().tolist() == pytest.approx([8.0, 0.8])
+    assert fig.get_size_inches().tolist() == pytest.approx([7.5, 0.75])
 
 
 # --------------------------------------------------------------------------- method figures

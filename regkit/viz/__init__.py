@@ -26,8 +26,9 @@ Convention
 * Pull warp: ``warped(p) = moving(p + u(p))``; ``u`` lives on the fixed grid. Plots of ``u``
   are therefore drawn in fixed-image coordinates.
 * Pixel ``(x, y)`` is drawn at data coordinates ``(x, y)`` with ``y`` pointing down.
-* Figures are drawn at :data:`DPI` (100) and at most :data:`TEXT_WIDTH` (8) inches wide, so
-  the book's ~800 px text column shows them at their own size with ~14 px titles.
+* Figures are drawn at :data:`DPI` (100) and at most :data:`TEXT_WIDTH` (7.5) inches wide, so
+  the book's text column (772 px at a 1400 px window) shows them at their own size, with
+  14 px titles.
 
 Examples
 --------

@@ -42,7 +42,7 @@ from .static_slider import frame_alt, frame_index, static_slider_html
 
 __all__ = ["Slider", "slider", "FRAME_WIDTH"]
 
-#: Narrowest slider frame in pixels (the book's text column is about 800 px).
+#: Narrowest slider frame in pixels (the book's text column is 772 px at a 1400 px window).
 FRAME_WIDTH = 560
 _PAD_INCHES = 0.05
 _WEBP_QUALITY = 90

@@ -4,7 +4,7 @@
 profile, the live quick run, ...) into a :class:`ResultTable`. Displayed in a notebook it is
 an HTML table (``text/html``) with one column group per source (or per metric), ``mean ± std``
 cells with the deviation on a second, smaller line, and headers that wrap, so that about four
-metrics from four sources fit an 800 px column without sideways scrolling. Its ``text/plain``
+metrics from four sources fit the 772 px text column without sideways scrolling. Its ``text/plain``
 form is a deterministic fixed-width table that nbval can compare.
 
 Convention
@@ -40,13 +40,14 @@ _STYLE = (
     "color:inherit;background:transparent;font-variant-numeric:tabular-nums;line-height:1.25}"
     "div.regkit-table table.rk caption{caption-side:top;text-align:left;font-size:0.95rem;"
     "padding:0 0 0.3em 0;color:inherit}"
-    "div.regkit-table table.rk th,div.regkit-table table.rk td{padding:0.2em 0.4em;border:none;"
+    "div.regkit-table table.rk th,div.regkit-table table.rk td{padding:0.2em 0.2em;border:none;"
     "background:transparent;vertical-align:top}"
     "div.regkit-table table.rk thead th{text-align:center;white-space:normal;font-weight:600;"
     "vertical-align:bottom}"
     "div.regkit-table table.rk thead tr:last-child th{border-bottom:1px solid currentColor}"
     "div.regkit-table table.rk tbody th{text-align:left;font-weight:normal;white-space:normal;"
-    "max-width:11em}"
+    "max-width:11em;padding-right:0.5em}"
+    "div.regkit-table table.rk .rk-w{white-space:nowrap}"
     "div.regkit-table table.rk td{text-align:right;white-space:nowrap}"
     "div.regkit-table table.rk .rk-g{border-left:1px solid rgba(128,128,128,0.5)}"
     "div.regkit-table table.rk .rk-sd,div.regkit-table table.rk .rk-fail{display:block;"
@@ -249,7 +250,9 @@ class ResultTable:
             if grp is not None and grp != current:
                 out.append(f'<tr class="rk-rowgroup"><th colspan="{len(self.columns) + 1}">{esc(grp)}</th></tr>')
             current = grp
-            out.append(f'<tr><th scope="row">{esc(r)}</th>')
+            # Rows break between words only, never at a hyphen ("VoxelMorph-2").
+            words = " ".join(f'<span class="rk-w">{esc(w)}</span>' for w in r.split(" "))
+            out.append(f'<tr><th scope="row">{words}</th>')
             for s, m in self.columns:
                 main, sd, fail = self._parts(s, r, m)
                 cls = ' class="rk-g"' if (s, m) in firsts else ""
