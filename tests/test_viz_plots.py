@@ -15,7 +15,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from regkit import viz  # noqa: E402
-from regkit.viz import layout  # noqa: E402
+from regkit.viz import inputs, layout  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -267,8 +267,8 @@ def test_figure_overlays_are_output_red_on_fixed_green():
     fig = viz.figure_overlays(outs, fixed, moving, index=1, scores={"a": 0.9}, score_name="NCC")
     assert [ax.get_title() for ax in fig.axes] == ["moving", "a\nNCC 0.900", "b"]
     rgb = fig.axes[1].get_images()[0].get_array()
-    np.testing.assert_allclose(rgb[..., 0], layout.normalise(outs["a"][1, 0].double().numpy()), atol=1e-12)
-    np.testing.assert_allclose(rgb[..., 1], layout.normalise(fixed[1, 0].double().numpy()), atol=1e-12)
+    np.testing.assert_allclose(rgb[..., 0], inputs.normalise(outs["a"][1, 0].double().numpy()), atol=1e-12)
+    np.testing.assert_allclose(rgb[..., 1], inputs.normalise(fixed[1, 0].double().numpy()), atol=1e-12)
     assert len(viz.figure_overlays(outs, fixed).axes) == 2  # without the moving image
 
 

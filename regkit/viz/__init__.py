@@ -10,7 +10,8 @@
 :mod:`regkit.viz.sliders`              slider, Slider (live widget + static HTML)
 :mod:`regkit.viz.static_slider`        the static slider's HTML
 :mod:`regkit.viz.tables`               result_table, ResultTable (HTML + plain text)
-:mod:`regkit.viz.layout`               input conversion, panels, sizes (PANEL_SIZE, DPI, ...)
+:mod:`regkit.viz.layout`               panels, grids, titles, sizes (PANEL_SIZE, DPI, ...)
+:mod:`regkit.viz.inputs`               tensors/arrays to images and fields, argument checks
 =====================================  ===================================================
 
 Every plot takes a torch tensor or a numpy array shaped ``N,C,H,W``, ``C,H,W`` or ``H,W``

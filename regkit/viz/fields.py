@@ -12,14 +12,14 @@ Convention
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap, TwoSlopeNorm, hsv_to_rgb
 
-from .layout import as_disp, as_image, check_positive_int, check_same_size, finish_panel, panel_axes, show_image
+from .inputs import as_disp, as_image, check_positive_float, check_positive_int, check_same_size
+from .layout import finish_panel, panel_axes, show_image
 
 __all__ = ["deformed_grid", "flow_to_rgb", "flow", "quiver", "jacobian_map"]
 
@@ -105,9 +105,7 @@ def deformed_grid(
 def _max_norm(u: np.ndarray, max_norm: float | None) -> float:
     if max_norm is None:
         return float(np.hypot(u[0], u[1]).max()) or 1.0
-    if not (isinstance(max_norm, (int, float, np.floating)) and math.isfinite(max_norm) and max_norm > 0):
-        raise ValueError(f"max_norm must be a positive finite number, got {max_norm!r}")
-    return float(max_norm)
+    return check_positive_float(max_norm, "max_norm")
 
 
 def flow_to_rgb(disp: Any, max_norm: float | None = None) -> np.ndarray:
@@ -257,8 +255,7 @@ def quiver(
     16
     """
     step = check_positive_int(step, "step")
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+    scale = check_positive_float(scale, "scale")
     u = as_disp(disp)
     _, h, w = u.shape
     ax = panel_axes(ax)
@@ -329,8 +326,8 @@ def jacobian_map(
     folds = det <= 0
     if vmax is None:
         vmax = 1.0 + max(float(np.abs(det - 1.0).max()), 1.0)
-    elif not (isinstance(vmax, (int, float)) and math.isfinite(vmax) and vmax > 1):
-        raise ValueError(f"vmax must be a finite number > 1, got {vmax!r}")
+    else:
+        vmax = check_positive_float(vmax, "vmax", above=1.0)
     ax = panel_axes(ax)
     norm = TwoSlopeNorm(vcenter=1.0, vmin=2.0 - float(vmax), vmax=float(vmax))
     im = ax.imshow(det, cmap=cmap, norm=norm, interpolation="nearest")

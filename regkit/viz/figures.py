@@ -23,7 +23,8 @@ from typing import Any, Mapping
 from matplotlib.figure import Figure
 
 from .images import overlay
-from .layout import as_image, batch_item, check_same_size, finish_panel, fit_titles, grid_shape, new_figure, show_image
+from .inputs import as_image, batch_item, check_same_size
+from .layout import finish_panel, fit_titles, grid_shape, new_figure, show_image
 
 __all__ = ["figure_outputs", "figure_overlays"]
 

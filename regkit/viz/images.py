@@ -22,22 +22,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .layout import (
-    FONT_SIZE,
-    PANEL_SIZE,
-    as_gray,
-    as_image,
-    as_numpy,
-    check_positive_int,
-    check_same_size,
-    finish_panel,
-    fit_titles,
-    new_figure,
-    panel_axes,
-    set_title,
-    show_image,
-)
-from .layout import normalise as _stretch  # ``overlay`` has an argument named ``normalise``
+from .inputs import as_gray, as_image, as_numpy, check_positive_float, check_positive_int, check_same_size
+from .inputs import normalise as _stretch  # ``overlay`` has an argument named ``normalise``
+from .layout import FONT_SIZE, PANEL_SIZE, finish_panel, fit_titles, new_figure, panel_axes, set_title, show_image
 
 __all__ = ["show_pair", "overlay", "checkerboard", "difference", "compare_grid", "draw_matches"]
 
@@ -247,8 +234,8 @@ def difference(
     d = ga - gb
     if vmax is None:
         vmax = float(np.abs(d).max())
-    elif not (isinstance(vmax, (int, float)) and math.isfinite(vmax) and vmax > 0):
-        raise ValueError(f"vmax must be a positive finite number, got {vmax!r}")
+    else:
+        vmax = check_positive_float(vmax, "vmax")
     vmax = max(float(vmax), 1e-12)
     ax = panel_axes(ax)
     im = ax.imshow(d, cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")

@@ -29,7 +29,7 @@ import html
 import io
 import itertools
 import math
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -37,6 +37,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image, features
 
+from .inputs import check_positive_float, check_positive_int
 from .layout import DPI
 from .static_slider import frame_alt, frame_index, static_slider_html
 
@@ -283,13 +284,6 @@ def _encode(images: list[Image.Image], image_format: str) -> tuple[list[bytes], 
     return out, (w, h)
 
 
-def _positive(value: Any, name: str) -> float:
-    if not (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-            and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
 def slider(
     render: Callable[..., Any],
     values: Iterable[Any] | Mapping[str, Iterable[Any]],
@@ -394,19 +388,17 @@ def slider(
         if not v:
             raise ValueError(f"values for {name!r} must not be empty")
     total = math.prod(len(v) for v in vals)
-    if not isinstance(max_frames, (int, np.integer)) or max_frames < 1:
-        raise ValueError(f"max_frames must be a positive int, got {max_frames!r}")
+    max_frames = check_positive_int(max_frames, "max_frames")
     if total > max_frames:
         raise ValueError(
             f"values give {total} frames, more than max_frames={max_frames}; use fewer values or raise max_frames"
         )
-    base_dpi = max(DPI, _positive(dpi, "dpi")) if dpi is not None else DPI
+    base_dpi = max(DPI, check_positive_float(dpi, "dpi")) if dpi is not None else DPI
     if image_format not in ("webp", "png"):
         raise ValueError(f"image_format must be 'webp' or 'png', got {image_format!r}")
     if not features.check("webp"):
         image_format = "png"
-    if not isinstance(min_width, (int, np.integer)) or isinstance(min_width, bool) or min_width < 0:
-        raise ValueError(f"min_width must be a non-negative int (pixels), got {min_width!r}")
+    min_width = check_positive_int(min_width, "min_width", allow_zero=True)
 
     if fmt is None:
         fmt_fn = _default_fmt
