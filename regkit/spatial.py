@@ -9,15 +9,23 @@ Convention
 - Pixel ``(x, y) = (0, 0)`` is the centre of the top-left pixel and ``(W-1, H-1)`` the centre of
   the bottom-right one, which is ``grid_sample``'s ``align_corners=True``. Every call of
   ``grid_sample``/``interpolate`` in regkit goes through this module with ``align_corners=True``.
-- Warps return float32, also under autocast, and stay on the inputs' device. Sampling runs in
-  float64 inside, so identity and integer-shift warps are exact.
+- Warps sample in the inputs' floating dtype (float32 by default, float64 when given float64,
+  e.g. for ``torch.autograd.gradcheck``) and stay on the inputs' device. Float16/bfloat16 inputs
+  are sampled with float32 coordinates (an 8- or 11-bit mantissa cannot address the pixels of a
+  256 px image to 0.01 px) and returned in their dtype. Identity and integer-shift warps are exact
+  to 1e-5 of the intensity range up to 256 px: the coordinates are normalised as
+  :math:`(p - c) / c`, which is exact before the division, so they are off by at most one
+  float32 unit in the last place (7.6e-6 px at 256 px).
+- The identity grid is built once per (size, device, dtype) and cached.
+- Public functions check their inputs; regkit's own inner loops (iterative methods, training
+  steps) pass ``check=False`` to skip the checks they have already made once.
 
 Example
 -------
 >>> import torch
 >>> from regkit import spatial
 >>> img = torch.rand(1, 1, 8, 8)
->>> bool(torch.equal(spatial.warp(img, torch.zeros(1, 2, 8, 8)), img))
+>>> bool(torch.allclose(spatial.warp(img, torch.zeros(1, 2, 8, 8)), img, atol=1e-5, rtol=0))
 True
 """
 
@@ -81,59 +89,70 @@ def identity_grid(size, device=None, dtype=torch.float32) -> Tensor:
     return _identity_grid_cached(h, w, torch.device(device) if device is not None else torch.device("cpu"), dtype)
 
 
-def _to_normalized(points: Tensor, h: int, w: int) -> Tensor:
-    """Pixel coordinates (..., 2) in x, y order to grid_sample's [-1, 1] (align_corners=True)."""
-    scale = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)], device=points.device, dtype=points.dtype)
-    return points * scale - 1.0
+#: On the CPU a warp is split into chunks of about this many output pixels, so that the sampling
+#: grid of a chunk stays in cache instead of being a fresh allocation as large as the batch
+#: (at 64 x 256^2 that allocation alone cost as much as half the sampling).
+_CPU_CHUNK_PIXELS = 1 << 18
 
 
-def _grid_sample(image: Tensor, points: Tensor, mode: str, padding: str) -> Tensor:
-    """``grid_sample`` at pixel ``points`` (``N,H',W',2``, x then y); float32 result.
+@lru_cache(maxsize=32)
+def _half_size(h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``c = ((W-1)/2, (H-1)/2)`` as ``1,2,1,1``: grid_sample reads pixel ``(n + 1) c`` at ``n``."""
+    return torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], device=device, dtype=dtype).view(1, 2, 1, 1)
 
-    The sampling runs in float64: grid_sample maps normalised coordinates back to pixels, and in
-    float32 that round trip is off by up to 3e-5 of the intensity range at 256 px, so an identity
-    or integer-shift warp would not be exact. In float64 it is (measured cost: about twice the
-    float32 time of this call, which is a small part of any method here).
+
+def _sampling_dtype(*tensors: Tensor) -> torch.dtype:
+    """The dtype the sampling runs in: the inputs' common floating dtype, at least float32."""
+    dtype = torch.float32
+    for t in tensors:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def _normalise(points: Tensor, h: int, w: int) -> Tensor:
+    """Pixel coordinates (..., 2) in x, y order to grid_sample's [-1, 1] (align_corners=True).
+
+    ``p / c - 1`` with ``c = (size - 1) / 2``: of the algebraically equal forms, the one whose
+    round trip through grid_sample's ``(n + 1) c`` lands closest to integer ``p`` in float32
+    (within 1e-5 px for every size up to 257 px, checked size by size; ``(p - c) / c`` and
+    ``2p / (size - 1) - 1`` miss by up to 1.5e-5 px on a quarter of those sizes).
     """
-    h, w = image.shape[-2:]
-    with torch.autocast(device_type=image.device.type, enabled=False):
-        grid = _to_normalized(points.double(), h, w)
-        out = F.grid_sample(image.double(), grid, mode=mode, padding_mode=padding, align_corners=True)
-        return out.float()
+    c = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], device=points.device, dtype=points.dtype)
+    return points / c - 1
+
+
+def _grid_of(disp: Tensor, h: int, w: int) -> Tensor:
+    """grid_sample's normalised grid ``N,H,W,2`` of the sample points ``id + disp`` (see :func:`_normalise`)."""
+    c = _half_size(h, w, disp.device, disp.dtype)
+    # one temporary, updated in place: autograd-safe (neither add nor div saves its output)
+    grid = torch.add(_identity_grid_cached(h, w, disp.device, disp.dtype), disp).div_(c).sub_(1.0)
+    return grid.permute(0, 2, 3, 1)
 
 
 def _sample_grid(image: Tensor, disp: Tensor, mode: str, padding: str) -> Tensor:
-    """Unchecked pull warp of ``image`` by ``disp`` (both already validated)."""
-    h, w = disp.shape[-2:]
-    coords = identity_grid((h, w), disp.device, torch.float64) + disp.double()
-    return _grid_sample(image, coords.permute(0, 2, 3, 1), mode, padding)
+    """Unchecked pull warp of ``image`` by ``disp`` (same N, disp ``N,2,H,W``).
 
-
-def warp(image: Tensor, disp: Tensor, mode: str = "bilinear", padding: str = "border") -> Tensor:
-    r"""Pull-warp an image batch: :math:`\text{out}(p) = \text{image}(p + \text{disp}(p))`.
-
-    Parameters
-    ----------
-    image : Tensor ``N,C,H,W`` float
-        The moving image (or any multi-channel field, e.g. another displacement).
-    disp : Tensor ``N,2,H,W`` float, pixels
-        Displacement on the output (fixed) grid; channel 0 = x, channel 1 = y.
-    mode : {"bilinear", "nearest", "bicubic"}
-    padding : {"border", "zeros", "reflection"}
-        What is read outside the image. Images use ``"border"``; labels use
-        :func:`warp_labels` (nearest + zeros).
-
-    Returns
-    -------
-    Tensor ``N,C,H,W`` float32 on the inputs' device.
-
-    Example
-    -------
-    >>> img = torch.arange(16.).reshape(1, 1, 4, 4)
-    >>> shift = torch.zeros(1, 2, 4, 4); shift[:, 0] = 1.0   # read one pixel to the right
-    >>> warp(img, shift)[0, 0, 0].tolist()
-    [1.0, 2.0, 3.0, 3.0]
+    Samples in :func:`_sampling_dtype`; returns the inputs' common dtype.
     """
+    out_dtype = torch.promote_types(image.dtype, disp.dtype)
+    dtype = _sampling_dtype(image, disp)
+    image, disp = image.to(dtype), disp.to(dtype)
+    n, _, h, w = disp.shape
+    step = n
+    if disp.device.type == "cpu":
+        step = max(torch.get_num_threads(), _CPU_CHUNK_PIXELS // (h * w), 1)
+    if step >= n:
+        out = F.grid_sample(image, _grid_of(disp, h, w), mode=mode, padding_mode=padding, align_corners=True)
+    else:
+        out = torch.cat([
+            F.grid_sample(image[i : i + step], _grid_of(disp[i : i + step], h, w), mode=mode, padding_mode=padding,
+                          align_corners=True)
+            for i in range(0, n, step)
+        ])
+    return out.to(out_dtype)
+
+
+def _check_warp_args(image: Tensor, disp: Tensor, mode: str, padding: str) -> None:
     check_image("image", image)
     check_disp("disp", disp, like=image)
     if mode not in _MODES:
@@ -142,6 +161,46 @@ def warp(image: Tensor, disp: Tensor, mode: str = "bilinear", padding: str = "bo
         raise ValueError(f"padding must be one of {_PADDINGS}, got {padding!r}")
     if image.device != disp.device:
         raise ValueError(f"image and disp must be on the same device, got {image.device} and {disp.device}")
+    if min(disp.shape[-2:]) < 2:
+        raise ValueError(f"disp must be at least 2 x 2 pixels (align_corners=True), got {tuple(disp.shape[-2:])}")
+
+
+def warp(image: Tensor, disp: Tensor, mode: str = "bilinear", padding: str = "border", *, check: bool = True) -> Tensor:
+    r"""Pull-warp an image batch: :math:`\text{out}(p) = \text{image}(p + \text{disp}(p))`.
+
+    Parameters
+    ----------
+    image : Tensor ``N,C,H,W`` float
+        The moving image (or any multi-channel field, e.g. another displacement).
+    disp : Tensor ``N,2,H,W`` float, pixels
+        Displacement on the output (fixed) grid; channel 0 = x, channel 1 = y. At least 2 x 2.
+    mode : {"bilinear", "nearest", "bicubic"}
+    padding : {"border", "zeros", "reflection"}
+        What is read outside the image. Images use ``"border"``; labels use
+        :func:`warp_labels` (nearest + zeros).
+    check : bool
+        Validate the inputs (shapes, finiteness, options). ``False`` is for inner loops whose
+        inputs were checked once; bad input then gives undefined results.
+
+    Returns
+    -------
+    Tensor ``N,C,H,W`` on the inputs' device, in their common dtype (``torch.promote_types``);
+    sampled in float32, or float64 for float64 inputs.
+
+    Convention
+    ----------
+    Pixel units, channel 0 = x; ``align_corners=True``: pixel ``(0, 0)`` is the centre of the
+    top-left pixel. Identity and integer shifts are exact to 1e-5 up to 256 px.
+
+    Example
+    -------
+    >>> img = torch.arange(16.).reshape(1, 1, 4, 4)
+    >>> shift = torch.zeros(1, 2, 4, 4); shift[:, 0] = 1.0   # read one pixel to the right
+    >>> warp(img, shift)[0, 0, 0].tolist()
+    [1.0, 2.0, 3.0, 3.0]
+    """
+    if check:
+        _check_warp_args(image, disp, mode, padding)
     return _sample_grid(image, disp, mode, padding)
 
 
@@ -326,67 +385,88 @@ def disp_to_affine(disp: Tensor, mask: Tensor | None = None) -> Tensor:
 # ----------------------------------------------------------------------------------------------
 
 
-def compose(u: Tensor, v: Tensor) -> Tensor:
+def compose(u: Tensor, v: Tensor, *, check: bool = True) -> Tensor:
     r"""Compose two displacements: ``warp(image, compose(u, v)) ≈ warp(warp(image, u), v)``.
 
-    :math:`w(p) = v(p) + u(p + v(p))` (``u`` is sampled bilinearly with border padding).
+    :math:`w(p) = v(p) + u(p + v(p))` (``u`` is sampled bilinearly with border padding), in the
+    fields' common dtype. ``check=False`` skips the input checks (inner loops).
 
     >>> u = torch.randn(1, 2, 8, 8)
     >>> torch.allclose(compose(u, torch.zeros_like(u)), u) and torch.allclose(compose(torch.zeros_like(u), u), u)
     True
     """
-    check_disp("u", u)
-    check_disp("v", v, like=u)
-    return v.float() + _sample_grid(u, v, "bilinear", "border")
+    if check:
+        check_disp("u", u)
+        check_disp("v", v, like=u)
+        if min(u.shape[-2:]) < 2:
+            raise ValueError(f"u must be at least 2 x 2 pixels, got {tuple(u.shape[-2:])}")
+    return v + _sample_grid(u, v, "bilinear", "border")
 
 
-def integrate_velocity(velocity: Tensor, steps: int = 7) -> Tensor:
+def integrate_velocity(velocity: Tensor, steps: int = 7, *, check: bool = True) -> Tensor:
     r"""Exponentiate a stationary velocity field by scaling and squaring.
 
     :math:`u_0 = v / 2^{K}`, then ``K`` times :math:`u \leftarrow u + u \circ (\mathrm{id} + u)`;
     the result is (approximately) diffeomorphic for smooth ``v``. ``steps=0`` returns ``v``.
+    Runs in the velocity's dtype; ``check=False`` skips the input checks (inner loops).
 
     >>> integrate_velocity(torch.zeros(1, 2, 8, 8)).abs().max().item()
     0.0
     """
-    check_disp("velocity", velocity)
-    check_positive("steps", steps, integer=True, allow_zero=True)
-    u = velocity.float() / (2**steps)
+    if check:
+        check_disp("velocity", velocity)
+        check_positive("steps", steps, integer=True, allow_zero=True)
+        if min(velocity.shape[-2:]) < 2:
+            raise ValueError(f"velocity must be at least 2 x 2 pixels, got {tuple(velocity.shape[-2:])}")
+    u = velocity / (2**steps)
     for _ in range(steps):
         u = u + _sample_grid(u, u, "bilinear", "border")
     return u
 
 
-def resize_image(image: Tensor, size, mode: str = "bilinear", antialias: bool = False) -> Tensor:
+def resize_image(image: Tensor, size, mode: str = "bilinear", antialias: bool = False, *, check: bool = True) -> Tensor:
     """Resize images ``N,C,H,W`` to ``size = (H', W')`` (``align_corners=True`` for (bi)linear/cubic).
+
+    Runs in the image's dtype (float16/bfloat16 through float32); ``check=False`` skips the checks.
 
     >>> resize_image(torch.rand(2, 1, 16, 16), (8, 8)).shape
     torch.Size([2, 1, 8, 8])
     """
-    check_image("image", image)
-    h, w = check_size("size", size)
+    if check:
+        check_image("image", image)
+        size = check_size("size", size)
+        if mode not in ("bilinear", "bicubic", "nearest"):
+            raise ValueError(f"mode must be 'bilinear', 'bicubic' or 'nearest', got {mode!r}")
+    h, w = size
+    x = image.to(_sampling_dtype(image))
     if mode == "nearest":
-        return F.interpolate(image, size=(h, w), mode="nearest")
-    if mode not in ("bilinear", "bicubic"):
-        raise ValueError(f"mode must be 'bilinear', 'bicubic' or 'nearest', got {mode!r}")
-    return F.interpolate(image, size=(h, w), mode=mode, align_corners=True, antialias=antialias)
+        out = F.interpolate(x, size=(h, w), mode="nearest")
+    else:
+        out = F.interpolate(x, size=(h, w), mode=mode, align_corners=True, antialias=antialias)
+    return out.to(image.dtype)
 
 
-def resize_disp(disp: Tensor, size) -> Tensor:
+def resize_disp(disp: Tensor, size, *, check: bool = True) -> Tensor:
     """Resize a displacement ``N,2,H,W`` to ``size`` and rescale its values (pixels of the new grid).
 
-    A field that moves by half the image width still does after resizing.
+    A field that moves by half the image width still does after resizing: x values are scaled by
+    :math:`(W'-1)/(W-1)`, y values by :math:`(H'-1)/(H-1)` (``align_corners=True``). Runs in the
+    field's dtype (float16/bfloat16 through float32); ``check=False`` skips the input checks.
 
     >>> u = torch.full((1, 2, 5, 5), 2.0)
     >>> resize_disp(u, (9, 9)).mean().item()
     4.0
     """
-    check_disp("disp", disp)
-    h, w = check_size("size", size)
+    if check:
+        check_disp("disp", disp)
+        size = check_size("size", size)
+        check_size("disp's size", disp.shape[-2:])
+    h, w = size
     h0, w0 = disp.shape[-2:]
-    out = F.interpolate(disp.float(), size=(h, w), mode="bilinear", align_corners=True)
-    scale = torch.tensor([(w - 1) / (w0 - 1), (h - 1) / (h0 - 1)], device=disp.device).view(1, 2, 1, 1)
-    return out * scale
+    dtype = _sampling_dtype(disp)
+    out = F.interpolate(disp.to(dtype), size=(h, w), mode="bilinear", align_corners=True)
+    scale = torch.tensor([(w - 1) / (w0 - 1), (h - 1) / (h0 - 1)], device=disp.device, dtype=dtype)
+    return (out * scale.view(1, 2, 1, 1)).to(disp.dtype)
 
 
 def jacobian_determinant(disp: Tensor) -> Tensor:
@@ -425,8 +505,11 @@ def sample_points(field: Tensor, points: Tensor) -> Tensor:
     check_tensor("points", points, ndim=3)
     if points.shape[0] != field.shape[0] or points.shape[2] != 2:
         raise ValueError(f"points must have shape (N={field.shape[0]}, K, 2), got {tuple(points.shape)}")
-    out = _grid_sample(field, points[:, :, None, :], "bilinear", "border")  # N,C,K,1
-    return out[..., 0].transpose(1, 2)
+    dtype = _sampling_dtype(field, points)
+    h, w = field.shape[-2:]
+    grid = _normalise(points.to(dtype)[:, :, None, :], h, w)  # N,K,1,2
+    out = F.grid_sample(field.to(dtype), grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out[..., 0].transpose(1, 2).to(torch.promote_types(field.dtype, points.dtype))  # N,K,C
 
 
 def random_smooth_disp(

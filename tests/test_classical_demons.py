@@ -5,6 +5,7 @@ import torch
 
 import regkit
 from regkit import metrics, spatial
+from regkit.classical.demons import demons_step
 
 SIZE = (128, 128)  # the size of the conftest pair
 #: mean end-point error bound (pixels) on the valid region, for fields of at most 4 px
@@ -67,7 +68,10 @@ def test_history_and_levels(smooth_pair):
         ({"sigma_fluid": -0.5}, "sigma_fluid"),
         ({"iterations": 0}, "iterations"),
         ({"iterations": (0, 0, 0)}, "iterations"),
-        ({"iterations": (10, 10)}, "one count per level"),
+        ({"iterations": (10, 10), "levels": 3}, "one count per level"),
+        ({"sigma_diffusion": float("inf")}, "sigma_diffusion"),
+        ({"sigma_fluid": float("inf")}, "sigma_fluid"),
+        ({"max_step": float("inf")}, "max_step"),
         ({"levels": 0}, "levels"),
         ({"max_step": 0.0}, "max_step"),
         ({"force": "gradient"}, "force"),
@@ -84,3 +88,49 @@ def test_mismatched_shapes(smooth_pair):
     moving, fixed, _ = smooth_pair
     with pytest.raises(ValueError, match="same shape"):
         regkit.register(moving, fixed[:, :, :64], method="demons")
+
+
+@pytest.mark.parametrize("force,expected", [("symmetric", -0.22295), ("fixed", -0.11604), ("moving", -0.31385)])
+def test_one_step_matches_the_hand_computed_update(force, expected):
+    """fixed = x/10, moving = 0.3 x + 0.05: at x = 4, d = F - W = -0.85; the gradient G is
+    0.1 + 0.3 (symmetric), 2 * 0.1 (fixed) or 2 * 0.3 (moving), and with s = 0.5 the update is
+    2 d G / (G^2 + d^2 / s^2), e.g. 2 (-0.85)(0.4) / (0.16 + 2.89) = -0.22295 px."""
+    x = torch.arange(9.0).repeat(9, 1)[None, None]
+    u = demons_step(0.3 * x + 0.05, 0.1 * x, torch.zeros(1, 2, 9, 9), force=force, sigma_diffusion=0.0)
+    assert abs(float(u[0, 0, 4, 4]) - expected) < 1e-5 and abs(float(u[0, 1, 4, 4])) < 1e-7
+
+
+def test_differences_below_float32_noise_give_no_force():
+    x = torch.arange(9.0).repeat(9, 1)[None, None] * 1e-6   # a nearly flat image
+    u = demons_step(x + 5e-6, x, torch.zeros(1, 2, 9, 9), sigma_diffusion=0.0)
+    assert float(u.abs().max()) == 0.0
+
+
+def test_recovers_a_translation_of_a_tenth_of_the_width(smooth_pair):
+    """12.5 px at 128 px: the pyramid chosen from the size (down to 16 px) follows it."""
+    moving = smooth_pair[0]
+    true = torch.zeros(2, 2, *SIZE)
+    true[:, 0], true[:, 1] = 11.0, -6.0
+    res = regkit.register(moving, spatial.warp(moving, true), method="demons")
+    assert res.extras["sizes"][0] == (16, 16)
+    assert (epe(res.disp, true) < 0.5).all(), epe(res.disp, true)
+
+
+def test_levels_dropped_by_a_small_image_pass_their_iterations_on():
+    """(10, 0, 0) on 3 levels of a 32 px image: the 8 px level is dropped and its 10 iterations
+    run on 16 px instead of vanishing with it (which left a zero field)."""
+    from skimage import data
+
+    img = spatial.resize_image(torch.from_numpy(data.camera()).float()[None, None] / 255, (32, 32), antialias=True)
+    true = torch.zeros(1, 2, 32, 32)
+    true[:, 0] = 1.5
+    res = regkit.register(img, spatial.warp(img, true), method="demons", iterations=(10, 0, 0), levels=3)
+    assert res.extras["sizes"] == [(16, 16), (32, 32)] and res.extras["iterations"] == [10, 0]
+    assert float(res.disp[0, 0, 8:-8, 8:-8].mean()) > 0.5
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 8), (8, 2)])
+def test_images_below_the_minimum_size_are_refused(size):
+    x = torch.rand(1, 1, *size)
+    with pytest.raises(ValueError, match="demons needs images of at least 4 x 4 pixels"):
+        regkit.register(x, x, method="demons")

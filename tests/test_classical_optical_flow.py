@@ -6,7 +6,7 @@ import torch
 
 import regkit
 from regkit import metrics, spatial
-from regkit.classical.optical_flow import neighbour_average
+from regkit.classical.optical_flow import horn_schunck_step, median_filter, neighbour_average
 
 #: mean end-point error bound (pixels), fields of at most 4 px (measured: 0.34-0.51 px; the
 #: unregistered error is 0.9-1.5 px)
@@ -35,14 +35,71 @@ def test_agrees_with_reference(smooth_pair, reference):
     assert (epe(ours.disp, ref.disp) < 1.0).all()
 
 
-def test_known_translation_sign():
+@pytest.mark.parametrize("shift", [3, 8])
+def test_known_translation_sign(shift):
+    """3 px the finest level makes up alone; 8 px needs every level's field carried up with its
+    values rescaled (resizing it like an image would leave 1 px from the 12 px level)."""
     from skimage import data
 
     img = spatial.resize_image(torch.from_numpy(data.camera()).float()[None, None] / 255, (96, 96), antialias=True)
-    moving = torch.roll(img, 3, dims=3)  # content 3 px to the right: u_x = +3
+    moving = torch.roll(img, shift, dims=3)  # content `shift` px to the right: u_x = +shift
     res = regkit.register(moving, img, method="horn_schunck")
     centre = res.disp[0, :, 24:72, 24:72].mean((1, 2))
-    assert abs(float(centre[0]) - 3) < 0.3 and abs(float(centre[1])) < 0.2
+    assert abs(float(centre[0]) - shift) < 0.3 and abs(float(centre[1])) < 0.2, centre
+
+
+def test_recovers_a_translation_of_a_tenth_of_the_width(smooth_pair):
+    moving = smooth_pair[0]
+    true = torch.zeros(2, 2, 128, 128)
+    true[:, 0], true[:, 1] = 11.0, -6.0   # 12.5 px at 128 px
+    res = regkit.register(moving, spatial.warp(moving, true), method="horn_schunck")
+    assert res.extras["sizes"][0] == (16, 16)
+    assert (epe(res.disp, true) < 0.5).all(), epe(res.disp, true)
+
+
+def test_one_jacobi_step_matches_the_hand_computed_update():
+    """u = 0 except u_x = 1 at the centre of a 5 x 5 field; g = (0.2, 0.1), c = -0.1, alpha^2 =
+    0.04. At the centre the neighbour average is 0 (the centre itself does not count), so
+    u_x = 0 - 0.2 (0.2 * 0 - 0.1) / (0.04 + 0.05) = 0.22222 and u_y = 0.11111; at its right
+    neighbour the average is 1/6: u_x = 1/6 - 0.2 (0.2/6 - 0.1) / 0.09 = 0.31481."""
+    u = torch.zeros(1, 2, 5, 5)
+    u[0, 0, 2, 2] = 1.0
+    g = torch.zeros(1, 2, 5, 5)
+    g[:, 0], g[:, 1] = 0.2, 0.1
+    scale = g / (0.04 + (g * g).sum(1, keepdim=True))
+    new = horn_schunck_step(u, g, torch.full((1, 1, 5, 5), -0.1), scale)
+    assert torch.allclose(new[0, :, 2, 2], torch.tensor([0.22222, 0.11111]), atol=1e-5)
+    assert abs(float(new[0, 0, 2, 3]) - 0.31481) < 1e-5
+
+
+def test_median_filter_is_the_row_then_column_median():
+    u = torch.randn(2, 2, 9, 11, generator=torch.Generator().manual_seed(0))
+    for size in (3, 5, 7):
+        r = size // 2
+        p = torch.nn.functional.pad(u, (r, r, 0, 0), mode="replicate")
+        rows = p.unfold(3, size, 1).median(-1).values
+        p = torch.nn.functional.pad(rows, (0, 0, r, r), mode="replicate")
+        expected = p.unfold(2, size, 1).median(-1).values
+        assert torch.equal(median_filter(u, size), expected)
+    assert median_filter(u, 1) is u
+
+
+def test_levels_dropped_by_a_small_image_pass_their_iterations_on():
+    from skimage import data
+
+    img = spatial.resize_image(torch.from_numpy(data.camera()).float()[None, None] / 255, (32, 32), antialias=True)
+    true = torch.zeros(1, 2, 32, 32)
+    true[:, 0] = 1.5
+    res = regkit.register(img, spatial.warp(img, true), method="horn_schunck", iterations=(50, 0, 0), levels=3)
+    assert res.extras["sizes"] == [(16, 16), (32, 32)] and res.extras["iterations"] == [50, 0]
+    assert float(res.disp[0, 0, 8:-8, 8:-8].mean()) > 0.5
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 9)])
+def test_images_below_the_minimum_size_are_refused(size):
+    x = torch.rand(1, 1, *size)
+    with pytest.raises(ValueError, match="horn_schunck needs images of at least 4 x 4 pixels"):
+        regkit.register(x, x, method="horn_schunck")
 
 
 def test_batched_equals_one_by_one(smooth_pair):
@@ -74,6 +131,10 @@ def test_history(smooth_pair):
         ({"iterations": 0}, "iterations"),
         ({"warps": 0}, "warps"),
         ({"levels": 1.5}, "levels"),
+        ({"sigma": float("inf")}, "sigma"),
+        ({"alpha": float("inf")}, "alpha"),
+        ({"median": 4}, "median"),
+        ({"median": 0}, "median"),
     ],
 )
 def test_bad_parameters(smooth_pair, kwargs, match):

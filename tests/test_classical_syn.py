@@ -11,7 +11,7 @@ import torch
 
 import regkit
 from regkit import metrics, spatial
-from regkit.classical.syn import invert_disp, inverse_consistency_error
+from regkit.classical.syn import inverse_consistency_error, invert_disp, syn_step, update_halves
 
 SIZE = 128
 EPE_BOUND = 0.35  # px; no registration is 0.9-1.5 px on these pairs
@@ -80,8 +80,12 @@ def test_meets_in_the_middle(result):
         assert bool((ex[half].norm(dim=1).flatten(1).mean(1) > 0.3).all())
     assert bool((metrics.ncc(ex["middle_fixed"], ex["middle_moving"]) > 0.98).all())
     sims = ex["similarity"]
-    assert [s.shape[1] for s in sims] == [40, 20, 10]
-    assert bool((sims[0][:, -1] > sims[0][:, 0]).all())       # the coarse level climbs
+    assert [s.shape[1] for s in sims] == [40, 40, 20, 10]   # 16, 32, 64 and 128 px
+    assert ex["params"]["shrink_factors"] == (8, 4, 2, 1)
+    assert ex["params"]["smoothing_sigmas"] == (4.0, 2.0, 1.0, 0.0)
+    assert all(bool((s[:, -1] > s[:, 0]).all()) for s in sims[1:])   # every level from 32 px up climbs
+    # at 16 px brick's texture is smoothed away and the fixed-length steps wander; camera climbs
+    assert float(sims[0][0, -1]) > float(sims[0][0, 0])
 
 
 def test_jacobian_stays_positive(result):
@@ -137,7 +141,11 @@ def test_agrees_with_antspy(pairs, result):
         ({"total_sigma": float("nan")}, ValueError, "total_sigma"),
         ({"iterations": (0, 0, 0)}, ValueError, "at least one iteration"),
         ({"iterations": (10, -1, 5)}, ValueError, "iterations"),
-        ({"iterations": (10, 5)}, ValueError, "one entry per level"),
+        ({"iterations": (10, 5), "shrink_factors": (4, 2, 1)}, ValueError, "one entry per level"),
+        ({"flow_sigma": float("inf")}, ValueError, "flow_sigma"),
+        ({"total_sigma": float("inf")}, ValueError, "total_sigma"),
+        ({"smoothing_sigmas": (float("inf"), 0.0)}, ValueError, "smoothing_sigmas"),
+        ({"grad_step": float("inf")}, ValueError, "grad_step"),
         ({"shrink_factors": (4, 2, 0)}, ValueError, "shrink_factors"),
         ({"shrink_factors": (4, 2.5, 1)}, TypeError, "shrink_factors"),
         ({"smoothing_sigmas": (2.0, -1.0, 0.0)}, ValueError, "smoothing_sigmas"),
@@ -167,3 +175,48 @@ def test_bad_inputs_raise_clear_errors():
         syn(x, torch.full_like(x, float("nan")))
     with pytest.raises(ValueError, match="init must match"):
         invert_disp(torch.zeros(1, 2, 8, 8), init=torch.zeros(1, 2, 8, 9))
+
+
+def test_one_update_matches_the_hand_computed_step():
+    """F = x/10, M = F + 0.1, MSE, no smoothing: both forces are constant, (M - F) dF/dx = +0.01
+    for the fixed half and -0.01 for the moving one, each scaled to grad_step = 0.25 px."""
+    f = torch.arange(8.0).repeat(8, 1)[None, None] / 10
+    zero = torch.zeros(2, 2, 8, 8)
+    halves, inverses, sim = syn_step(torch.cat((f, f + 0.1)), zero, zero, metric="mse", flow_sigma=0.0,
+                                     total_sigma=0.0, grad_step=0.25)
+    assert torch.allclose(halves[0, 0], torch.full((8, 8), 0.25)) and torch.allclose(halves[1, 0], torch.full((8, 8), -0.25))
+    assert float(halves[:, 1].abs().max()) == 0.0
+    assert torch.allclose(inverses, -halves, atol=1e-6)   # constant fields: the inverse is the negative
+    assert torch.allclose(sim, torch.tensor([-0.01]))
+
+
+def test_the_step_is_composed_after_the_half_field():
+    """(id + u) o (id + d): with u_x = x/10 and a 1 px step, u_x becomes 1 + (x + 1)/10 (the step
+    acts first, on the middle grid); composing it before would give x/10 + 1."""
+    u = torch.zeros(1, 2, 10, 10)
+    u[:, 0] = torch.arange(10.0) / 10
+    d = torch.zeros(1, 2, 10, 10)
+    d[:, 0] = 1.0
+    new, inverse = update_halves(u, spatial.compose(-u, -u), d, 0.0, 5)
+    x = torch.arange(9.0)   # the last column reads outside (border padding)
+    assert torch.allclose(new[0, 0, 5, :9], 1 + (x + 1) / 10, atol=1e-5)
+    assert float(new[0, 1].abs().max()) == 0.0
+    # and the inverse follows: compose(new, inverse) ~ 0 away from the border
+    assert spatial.compose(new, inverse)[..., 2:-3, 2:-3].abs().max() < 0.05
+
+
+def test_recovers_a_translation_of_a_tenth_of_the_width():
+    moving = torch.cat([_image("camera"), _image("retina")])   # (brick's period is about 12 px)
+    true = torch.zeros(2, 2, SIZE, SIZE)
+    true[:, 0], true[:, 1] = 11.0, -6.0   # 12.5 px at 128 px
+    res = regkit.register(moving, spatial.warp(moving, true), method="syn")
+    assert res.extras["params"]["shrink_factors"] == (8, 4, 2, 1)
+    err = metrics.epe(res.disp, true, spatial.inside_mask(true))
+    assert bool((err < 0.5).all()), err
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 3)])
+def test_images_below_the_minimum_size_are_refused(size):
+    x = torch.rand(1, 1, *size)
+    with pytest.raises(ValueError, match="syn needs images of at least 4 x 4 pixels"):
+        regkit.register(x, x, method="syn")

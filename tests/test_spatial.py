@@ -15,24 +15,68 @@ def _smooth(n=2, size=(48, 40), max_disp=3.0, seed=0, diffeomorphic=True):
     return spatial.random_smooth_disp(n, size, max_disp=max_disp, diffeomorphic=diffeomorphic, generator=g)
 
 
-@pytest.mark.parametrize("size", [(8, 8), (28, 28), (64, 48), (256, 256)])
+#: identity and integer-shift warps are exact to this (intensities in [0, 1]), up to 257 px:
+#: float32 coordinates land within 7.6e-6 px of the integer (see ``spatial._normalise``)
+EXACT = 1e-5
+
+
+@pytest.mark.parametrize("size", [(8, 8), (28, 28), (64, 48), (256, 256), (255, 257)])
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic", "nearest"])
 def test_identity_warp_is_exact(size, mode):
     img = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1))
     out = spatial.warp(img, torch.zeros(2, 2, *size), mode=mode)
-    assert torch.equal(out, img)
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, img, atol=EXACT, rtol=0)
 
 
+@pytest.mark.parametrize("size", [(32, 40), (256, 256), (255, 257)])
 @pytest.mark.parametrize("dx,dy", [(1, 0), (0, -2), (3, 5), (-4, 1)])
-def test_integer_shift_equals_roll_in_the_interior(dx, dy):
-    img = torch.rand(1, 1, 32, 40, generator=torch.Generator().manual_seed(2))
-    disp = torch.zeros(1, 2, 32, 40)
+def test_integer_shift_equals_roll_in_the_interior(size, dx, dy):
+    img = torch.rand(1, 1, *size, generator=torch.Generator().manual_seed(2))
+    disp = torch.zeros(1, 2, *size)
     disp[:, 0], disp[:, 1] = dx, dy
     out = spatial.warp(img, disp)
     # pull: out(p) = img(p + d), i.e. the content moves by -d, which is roll by -d
     rolled = torch.roll(img, shifts=(-dy, -dx), dims=(2, 3))
     m = 6
-    assert torch.equal(out[..., m:-m, m:-m], rolled[..., m:-m, m:-m])
+    assert torch.allclose(out[..., m:-m, m:-m], rolled[..., m:-m, m:-m], atol=EXACT, rtol=0)
+
+
+def test_warp_samples_in_the_inputs_dtype():
+    img = torch.rand(2, 1, 12, 10, generator=torch.Generator().manual_seed(3))
+    disp = _smooth(2, (12, 10), max_disp=2.0)
+    out32 = spatial.warp(img, disp)
+    out64 = spatial.warp(img.double(), disp.double())
+    assert out32.dtype == torch.float32 and out64.dtype == torch.float64
+    assert torch.allclose(out64.float(), out32, atol=1e-5)
+    half = spatial.warp(img.half(), disp.half())   # float32 coordinates inside, float16 out
+    assert half.dtype == torch.float16
+    assert torch.allclose(half.float(), spatial.warp(img.half().float(), disp.half().float()), atol=1e-3)
+    assert spatial.resize_disp(disp.double(), (7, 9)).dtype == torch.float64
+    assert spatial.compose(disp.double(), disp.double()).dtype == torch.float64
+    assert spatial.integrate_velocity(disp.double(), 3).dtype == torch.float64
+
+
+def test_unchecked_path_gives_the_same_result_and_grid_is_cached():
+    img = torch.rand(3, 2, 20, 24, generator=torch.Generator().manual_seed(4))
+    disp = _smooth(3, (20, 24), max_disp=3.0)
+    assert torch.equal(spatial.warp(img, disp), spatial.warp(img, disp, check=False))
+    assert torch.equal(spatial.compose(disp, disp), spatial.compose(disp, disp, check=False))
+    assert spatial.identity_grid((20, 24)) is spatial.identity_grid((20, 24))
+
+
+def test_large_cpu_batches_are_chunked_without_changing_the_result():
+    n, size = 9, (128, 130)  # 9 x 16,640 px: several chunks of 2^18 px
+    img = torch.rand(n, 1, *size, generator=torch.Generator().manual_seed(5))
+    disp = _smooth(n, size, max_disp=5.0)
+    whole = torch.cat([spatial.warp(img[i : i + 1], disp[i : i + 1]) for i in range(n)])
+    assert torch.equal(spatial.warp(img, disp), whole)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 8), (1, 1, 8, 1)])
+def test_warp_refuses_fields_thinner_than_two_pixels(shape):
+    with pytest.raises(ValueError, match="at least 2 x 2"):
+        spatial.warp(torch.rand(*shape), torch.zeros(shape[0], 2, *shape[2:]))
 
 
 def test_warp_agrees_with_scipy_map_coordinates():
@@ -42,7 +86,10 @@ def test_warp_agrees_with_scipy_map_coordinates():
     grid = spatial.identity_grid((40, 52), dtype=torch.float64) + disp.double()
     coords = np.stack([grid[0, 1].numpy(), grid[0, 0].numpy()])  # SciPy wants (row, col)
     ref = ndimage.map_coordinates(img[0, 0].double().numpy(), coords.astype(np.float64), order=1, mode="nearest")
-    assert np.abs(out[0, 0].numpy() - ref).max() < 1e-6
+    # float32 sampling: coordinates carry ~4e-6 px of rounding at 52 px
+    assert np.abs(out[0, 0].numpy() - ref).max() < 1e-5
+    out64 = spatial.warp(img.double(), disp.double())   # float64 in, float64 sampling
+    assert np.abs(out64[0, 0].numpy() - ref).max() < 1e-12
 
 
 def test_affine_warp_agrees_with_scipy_affine_transform():
@@ -120,7 +167,7 @@ def test_integrated_velocity_is_inverted_by_its_negative():
 def test_compose_with_identity_changes_nothing():
     u = _smooth()
     zero = torch.zeros_like(u)
-    assert torch.equal(spatial.compose(u, zero), u)
+    assert torch.allclose(spatial.compose(u, zero), u, atol=EXACT, rtol=0)
     assert torch.equal(spatial.compose(zero, u), u)
 
 
@@ -141,6 +188,20 @@ def test_resize_disp_rescales_values():
     theta_big = theta.clone()
     theta_big[:, :, 2] *= 2
     assert torch.allclose(big, spatial.affine_to_disp(theta_big, (65, 33)), atol=1e-4)
+
+
+def test_resize_disp_scales_x_and_y_by_their_own_factors():
+    # 5 x 9 -> 9 x 33 (align_corners): y by (9-1)/(5-1) = 2, x by (33-1)/(9-1) = 4
+    u = torch.zeros(1, 2, 5, 9)
+    u[:, 0], u[:, 1] = 3.0, 5.0
+    out = spatial.resize_disp(u, (9, 33))
+    assert out.shape == (1, 2, 9, 33)
+    assert torch.allclose(out[:, 0], torch.full((1, 9, 33), 12.0)) and torch.allclose(out[:, 1], torch.full((1, 9, 33), 10.0))
+    # and a field that reads the image's far corner still does after resizing
+    corner = torch.zeros(1, 2, 5, 9)
+    corner[:, 0], corner[:, 1] = 8.0, 4.0   # from (0, 0) to (W-1, H-1)
+    big = spatial.resize_disp(corner, (17, 12))
+    assert torch.allclose(big[0, :, 0, 0], torch.tensor([11.0, 16.0]))
 
 
 def test_warp_labels_keeps_dtype_and_values():
@@ -196,3 +257,38 @@ def test_identity_grid_layout():
     assert g.shape == (1, 2, 3, 4)
     assert torch.equal(g[0, 0, 2], torch.arange(4.0)) and torch.equal(g[0, 1, :, 3], torch.arange(3.0))
     assert math.isclose(float(g[0, 0].max()), 3.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradients: every differentiable resampler against finite differences, in float64
+# ----------------------------------------------------------------------------------------------
+
+
+def _off_grid(n, size, seed):
+    """A float64 field away from integer sample points (bilinear interpolation has kinks there)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randint(-2, 3, (n, 2, *size), generator=g).double() + 0.2 + 0.6 * torch.rand(n, 2, *size, generator=g, dtype=torch.float64)
+    return u.requires_grad_()
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_warp_gradcheck(mode):
+    img = torch.rand(2, 2, 6, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64).requires_grad_()
+    disp = _off_grid(2, (6, 7), 1)
+    assert torch.autograd.gradcheck(lambda i, d: spatial.warp(i, d, mode=mode, padding="zeros"), (img, disp))
+
+
+def test_compose_gradcheck():
+    u, v = _off_grid(1, (6, 5), 2), _off_grid(1, (6, 5), 3)
+    assert torch.autograd.gradcheck(spatial.compose, (u, v))
+
+
+def test_integrate_velocity_gradcheck():
+    v = (0.8 * torch.rand(1, 2, 6, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64) - 0.4)
+    v = (v + 0.013).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: spatial.integrate_velocity(x, 3), (v,))
+
+
+def test_resize_disp_gradcheck():
+    u = torch.randn(1, 2, 5, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: spatial.resize_disp(x, (9, 4)), (u,))

@@ -58,9 +58,9 @@ from .. import spatial
 from .._checks import check_disp, check_pair, check_positive
 from ..registry import RegResult, method
 from ..filters import gaussian_blur, image_gradient
-from ._common import grey
+from ._common import MIN_SIZE, auto_levels, check_min_size, grey
 
-__all__ = ["syn", "invert_disp", "inverse_consistency_error"]
+__all__ = ["syn", "syn_step", "update_halves", "invert_disp", "inverse_consistency_error"]
 
 METRICS = ("cc", "mse")
 
@@ -71,13 +71,8 @@ METRICS = ("cc", "mse")
 
 
 def _pull(x: Tensor, u: Tensor) -> Tensor:
-    """Unchecked bilinear, border-padded pull warp for the inner loop (inputs validated once).
-
-    Goes through :mod:`regkit.spatial` like every resampling in regkit; it only skips the
-    finiteness checks of :func:`regkit.spatial.warp`, which cost about a fifth of SyN's run time
-    at 256 x 256 when repeated on every field of every iteration.
-    """
-    return spatial._sample_grid(x, u, "bilinear", "border")
+    """Unchecked bilinear, border-padded pull warp for the inner loop (inputs validated once)."""
+    return spatial.warp(x, u, check=False)
 
 
 def _compose(u: Tensor, v: Tensor) -> Tensor:
@@ -198,13 +193,80 @@ def _scaled_step(force: Tensor, flow_sigma: float, grad_step: float) -> Tensor:
     return step * (grad_step / peak.clamp_min(1e-12)) * (peak > 1e-12)
 
 
+def update_halves(halves: Tensor, inverses: Tensor, step: Tensor, total_sigma: float, inverse_iterations: int):
+    r"""Compose a step *after* each half field and keep the inverses up to date.
+
+    :math:`\mathrm{id} + u \leftarrow (\mathrm{id} + u)\circ(\mathrm{id} + \delta)`, i.e.
+    :math:`u \leftarrow \delta + u\circ(\mathrm{id}+\delta)`: the step lives on the middle grid, where
+    the forces were computed, so it acts first; then the optional diffusion smoothing; then the
+    inverse :math:`v \leftarrow (-\delta)\circ(\mathrm{id}+v)` to first order, refined by
+    ``inverse_iterations`` fixed-point steps. Unchecked (SyN's inner loop).
+
+    Example
+    -------
+    A half field :math:`u_x = x / 10` and a step of one pixel in x: :math:`1 + (x + 1)/10`, not
+    the :math:`x/10 + 1` of the wrong order.
+
+    >>> u = torch.zeros(1, 2, 8, 8); u[:, 0] = torch.arange(8.) / 10
+    >>> d = torch.zeros(1, 2, 8, 8); d[:, 0] = 1.0
+    >>> new, _ = update_halves(u, -u, d, 0.0, 1)
+    >>> round(float(new[0, 0, 3, 3]), 4)      # 1 + (3 + 1) / 10
+    1.4
+    """
+    halves = _compose(halves, step)
+    if total_sigma > 0:
+        halves = gaussian_blur(halves, total_sigma)
+    inverses = _invert(halves, _compose(-step, inverses), inverse_iterations)
+    return halves, inverses
+
+
+def syn_step(images: Tensor, halves: Tensor, inverses: Tensor, *, metric: str = "cc", radius: int = 2,
+             cc_eps: float = 1e-4, flow_sigma: float = 3.0, grad_step: float = 0.25, total_sigma: float = 1.0,
+             inverse_iterations: int = 2) -> tuple[Tensor, Tensor, Tensor]:
+    r"""One SyN iteration on one level: middle images, forces, fluid step, update of both halves.
+
+    ``images`` is ``2N,1,H,W`` (the N fixed images, then the N moving ones), ``halves`` and
+    ``inverses`` ``2N,2,H,W`` in the same order (:math:`u_f` then :math:`u_m`). Returns the new
+    halves, inverses and the ``N`` similarities of the middle images before the step. Unchecked
+    (the inner loop of :func:`syn`, which checks once).
+
+    Example
+    -------
+    A ramp :math:`F = x/10` and :math:`M = F + 0.1` (its content one pixel to the left): with MSE
+    the force on the fixed half is :math:`(M - F)\nabla F = (0.01, 0)`, scaled to ``grad_step``
+    px, and the moving half gets the opposite, so the two halves move 0.25 px towards each other.
+
+    >>> f = torch.arange(8.).repeat(8, 1)[None, None] / 10
+    >>> zero = torch.zeros(2, 2, 8, 8)
+    >>> halves, _, sim = syn_step(torch.cat((f, f + 0.1)), zero, zero, metric="mse", flow_sigma=0.0,
+    ...                           total_sigma=0.0)
+    >>> [round(float(halves[i, 0, 4, 4]), 4) for i in (0, 1)], round(float(sim[0]), 4)
+    ([0.25, -0.25], -0.01)
+    """
+    n = images.shape[0] // 2
+    middle = _pull(images, halves)
+    force_f, force_m, sim = _forces(middle[:n], middle[n:], metric, radius, cc_eps)
+    step = _scaled_step(torch.cat((force_f, force_m)), flow_sigma, grad_step)
+    halves, inverses = update_halves(halves, inverses, step, total_sigma, inverse_iterations)
+    return halves, inverses, sim
+
+
 def _level_size(h: int, w: int, factor: int) -> tuple[int, int]:
     return max(2, int(round((h - 1) / factor)) + 1), max(2, int(round((w - 1) / factor)) + 1)
 
 
-def _check_params(iterations, shrink_factors, smoothing_sigmas, metric, radius, grad_step, flow_sigma, total_sigma,
-                  inverse_iterations):
+def _default_iterations(factor: int) -> int:
+    """ANTs-like: 40 iterations on every coarse level, 20 at half resolution, 10 at full."""
+    return 10 if factor == 1 else 20 if factor == 2 else 40
+
+
+def _check_params(size, iterations, shrink_factors, smoothing_sigmas, metric, radius, grad_step, flow_sigma,
+                  total_sigma, inverse_iterations):
+    """Validate the settings and fill in the pyramid: ``None`` entries follow from the others or
+    from the image ``size`` (see :func:`syn`)."""
     def as_tuple(name, value):
+        if value is None:
+            return None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return (value,)
         if isinstance(value, (str, bytes)):
@@ -218,21 +280,32 @@ def _check_params(iterations, shrink_factors, smoothing_sigmas, metric, radius, 
         as_tuple("iterations", iterations), as_tuple("shrink_factors", shrink_factors),
         as_tuple("smoothing_sigmas", smoothing_sigmas),
     )
-    if not iterations:
-        raise ValueError("iterations must name at least one level, got ()")
-    if not (len(iterations) == len(shrink_factors) == len(smoothing_sigmas)):
+    given = [v for v in (iterations, shrink_factors, smoothing_sigmas) if v is not None]
+    if any(not v for v in given):
+        raise ValueError("iterations, shrink_factors and smoothing_sigmas must name at least one level, got ()")
+    if len({len(v) for v in given}) > 1:
         raise ValueError(
             "iterations, shrink_factors and smoothing_sigmas must have one entry per level, got lengths "
-            f"{len(iterations)}, {len(shrink_factors)} and {len(smoothing_sigmas)}"
+            + ", ".join(str(len(v)) if v is not None else "None" for v in (iterations, shrink_factors, smoothing_sigmas))
         )
-    for i in iterations:
-        check_positive("iterations (each level)", i, integer=True, allow_zero=True)
-    if sum(iterations) == 0:
-        raise ValueError(f"iterations must run at least one iteration in total, got {iterations}")
-    for s in shrink_factors:
-        check_positive("shrink_factors (each level)", s, integer=True)
-    for s in smoothing_sigmas:
-        check_positive("smoothing_sigmas (each level)", s, allow_zero=True)
+    if iterations is not None:
+        for i in iterations:
+            check_positive("iterations (each level)", i, integer=True, allow_zero=True)
+        if sum(iterations) == 0:
+            raise ValueError(f"iterations must run at least one iteration in total, got {iterations}")
+    if shrink_factors is not None:
+        for f in shrink_factors:
+            check_positive("shrink_factors (each level)", f, integer=True)
+    if smoothing_sigmas is not None:
+        for sg in smoothing_sigmas:
+            check_positive("smoothing_sigmas (each level)", sg, allow_zero=True)
+    if shrink_factors is None:
+        levels = len(given[0]) if given else auto_levels(size)
+        shrink_factors = tuple(2**k for k in range(levels - 1, -1, -1))
+    if iterations is None:
+        iterations = tuple(_default_iterations(f) for f in shrink_factors)
+    if smoothing_sigmas is None:
+        smoothing_sigmas = tuple(f / 2.0 if f > 1 else 0.0 for f in shrink_factors)
     if not isinstance(metric, str) or metric.lower() not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     check_positive("radius", radius, integer=True)
@@ -260,9 +333,9 @@ def syn(
     *,
     metric: str = "cc",
     radius: int = 2,
-    iterations=(40, 20, 10),
-    shrink_factors=(4, 2, 1),
-    smoothing_sigmas=(2.0, 1.0, 0.0),
+    iterations=None,
+    shrink_factors=None,
+    smoothing_sigmas=None,
     grad_step: float = 0.25,
     flow_sigma: float = 3.0,
     total_sigma: float = 1.0,
@@ -274,17 +347,21 @@ def syn(
     Parameters
     ----------
     moving, fixed : Tensor ``N,C,H,W`` float in [0, 1]
-        Same shape and device; the forces use the channel mean (grey), the output warps every channel.
+        Same shape and device, at least 4 x 4 pixels; the forces use the channel mean (grey), the
+        output warps every channel.
     metric : {"cc", "mse"}
         Local cross-correlation over a ``(2 radius + 1)^2`` box (ANTs' ``CC``) or mean squares.
     radius : int
         Radius of the CC box, in pixels of each level.
-    iterations, shrink_factors, smoothing_sigmas : sequences, one entry per level (coarse first)
+    iterations, shrink_factors, smoothing_sigmas : sequences, one entry per level (coarse first), or None
         Iterations per level (0 skips a level's optimisation but still carries the fields), the
         integer shrink factor and the Gaussian sigma applied to both images before shrinking (in
-        pixels of the full-resolution image, like ANTs' ``vox`` sigmas). Default: ANTs' pyramid
-        ``4x2x1`` with ``2x1x0`` smoothing, but 10 iterations at full resolution where ANTsPy's
-        ``SyNOnly`` runs none.
+        pixels of the full-resolution image, like ANTs' ``vox`` sigmas). ``None`` fills them in:
+        shrink factors halving down to a level of 16-31 px (``16x8x4x2x1`` at 256 px; with
+        ``iterations`` given, one factor per entry), which follows motions up to about 10% of the
+        width; smoothing ``factor / 2`` (0 at full resolution), ANTs' ``2x1x0`` for ``4x2x1``;
+        iterations 40 on the coarse levels, 20 at half and 10 at full resolution (ANTsPy's
+        ``SyNOnly`` runs ``40x20x0`` on ``4x2x1``).
     grad_step : float
         Largest step of an update, in pixels of the level (ANTs' gradient step).
     flow_sigma : float
@@ -316,9 +393,10 @@ def syn(
     Pixel units, x then y, pull warps on the output grid; ``disp = compose(u_m, inv(u_f))``.
     """
     check_pair("moving", moving, "fixed", fixed)
+    check_min_size("syn", fixed, MIN_SIZE)
     iterations, shrink_factors, smoothing_sigmas, metric = _check_params(
-        iterations, shrink_factors, smoothing_sigmas, metric, radius, grad_step, flow_sigma, total_sigma,
-        inverse_iterations,
+        tuple(fixed.shape[-2:]), iterations, shrink_factors, smoothing_sigmas, metric, radius, grad_step, flow_sigma,
+        total_sigma, inverse_iterations,
     )
     check_positive("cc_eps", cc_eps)
     with torch.autocast(device_type=fixed.device.type, enabled=False):
@@ -347,15 +425,11 @@ def _syn(mov, fix, metric, radius, iterations, shrink_factors, smoothing_sigmas,
         halves, inverses = fields
         sims = []
         for _ in range(its):
-            middle = _pull(images, halves)
-            force_f, force_m, sim = _forces(middle[:n], middle[n:], metric, radius, cc_eps)
+            halves, inverses, sim = syn_step(
+                images, halves, inverses, metric=metric, radius=radius, cc_eps=cc_eps, flow_sigma=flow_sigma,
+                grad_step=grad_step, total_sigma=total_sigma, inverse_iterations=inverse_iterations,
+            )
             sims.append(sim)
-            step = _scaled_step(torch.cat((force_f, force_m)), flow_sigma, grad_step)
-            halves = _compose(halves, step)
-            if total_sigma > 0:
-                halves = gaussian_blur(halves, total_sigma)
-            # the inverse of u∘(id+d) is (-d)∘(id+v) to first order; then refine by fixed point
-            inverses = _invert(halves, _compose(-step, inverses), inverse_iterations)
         fields = (halves, inverses)
         history.append(sims)
     halves, inverses = (spatial.resize_disp(f, (h, w)) if f.shape[-2:] != (h, w) else f for f in fields)
