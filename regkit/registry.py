@@ -15,7 +15,9 @@ Example
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -98,16 +100,65 @@ def describe() -> dict[str, dict[str, str]]:
     return {n: {"kind": m.kind, "summary": m.summary} for n, m in sorted(_METHODS.items())}
 
 
+@functools.lru_cache(maxsize=None)
+def _settings(fn) -> tuple[str, ...] | None:
+    """The keyword settings ``fn`` takes after ``(moving, fixed)``; None if it takes ``**kwargs``."""
+    ps = list(inspect.signature(fn).parameters.values())[2:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps):
+        return None
+    return tuple(p.name for p in ps if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def _check_settings(name: str, fn, params: dict) -> None:
+    known = _settings(fn)
+    unknown = sorted(set(params) - set(known)) if known is not None else []
+    if unknown:
+        raise TypeError(f"method {name!r} has no setting {unknown[0]!r}; its settings are {list(known)}")
+
+
 def register(moving: Tensor, fixed: Tensor, method: str = "identity", **params) -> RegResult:
     """Register ``moving`` to ``fixed`` (both ``N,C,H,W`` in [0, 1]) with the named method.
 
-    Raises ``ValueError`` for an unknown method (listing the known ones) or mismatched inputs.
+    Parameters
+    ----------
+    moving, fixed : Tensor ``N,C,H,W``
+        Same shape and device, floating point, finite, intensities in [0, 1].
+    method : str
+        One of :func:`methods`.
+    **params
+        The method's own settings (each method checks them).
+
+    Raises
+    ------
+    TypeError
+        For an image that is not a floating-point tensor (an 8-bit image needs ``x.float() / 255``).
+    ValueError
+        For an unknown method (listing the known ones), mismatched shapes or devices, NaN or
+        infinite values, or intensities outside [0, 1] (the message gives the range found).
+
+    Notes
+    -----
+    This boundary check is the same for every method, and cheap: one ``aminmax`` pass per image.
+
+    *Dtype.* Any floating dtype passes; each method handles its own (the classical ones compute
+    in float32, a learned model's runner casts the inputs to the model's dtype). Integer and bool
+    images are refused: their scale (0-255 or 0-1) cannot be told from the dtype alone.
+
+    *Range.* Values outside [0, 1] (beyond :data:`regkit._checks.RANGE_TOL` of rounding) are an
+    error, not a warning, for every method: the defaults of every method assume that scale
+    (Demons' matched-intensity threshold, Horn-Schunck's ``alpha``, TV-L1's ``attachment``, the
+    learned models' training data), and the methods that convert to 8 bits for OpenCV
+    (``cv2_farneback``, ``cv2_affine``, ``sift_ransac``) would clip the rest away. A warning
+    would let a table be filled with numbers computed on clipped or mis-scaled images; the
+    caller's fix is one line (``x / 255``, or a min-max rescale).
     """
-    check_pair("moving", moving, "fixed", fixed)
+    check_pair("moving", moving, "fixed", fixed, unit_range=True)
     _load_providers()
-    if method not in _METHODS:
+    if not isinstance(method, str) or method not in _METHODS:
         raise ValueError(f"method must be one of {methods()}, got {method!r}")
-    result = _METHODS[method].fn(moving, fixed, **params)
+    fn = _METHODS[method].fn
+    _check_settings(method, fn, params)
+    result = fn(moving, fixed, **params)
     if not isinstance(result, RegResult):
         raise TypeError(f"method {method!r} returned {type(result).__name__}, expected RegResult")
     return result

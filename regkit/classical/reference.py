@@ -32,6 +32,17 @@ the library call itself, summed over the batch.
 The sign conventions are checked in ``tests/test_classical_reference.py`` with known shifts: a
 moving image whose content sits 3 px to the right of the fixed one must give ``disp[:, 0] = +3``.
 
+Bad input
+---------
+Every setting is checked here, the way regkit's own methods check theirs (finite numbers, the
+right types, documented choices), before the library is called, so a bad setting is a
+``ValueError``/``TypeError`` that names it rather than a library crash or a silently different
+run. Each method states its smallest image (:data:`MIN_SIZE`, and in its docstring): below it
+the library fails or its answer is meaningless. Images must be in [0, 1] (checked in the same pass
+as finiteness), so the 8-bit conversion for OpenCV never clips. A library failure that the checks
+cannot foresee is turned into a ``ValueError`` that says what to change, and a field with NaN or
+infinite values is refused rather than returned.
+
 Example
 -------
 >>> import torch, regkit
@@ -48,19 +59,39 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .. import spatial
-from .._checks import check_pair, check_positive
+from .._checks import check_bool, check_choice, check_interval, check_pair, check_positive
 from ..registry import RegResult, method
 
-__all__ = ["sitk_demons", "ants_syn", "skimage_tvl1", "cv2_farneback", "cv2_affine"]
+__all__ = ["sitk_demons", "ants_syn", "skimage_tvl1", "cv2_farneback", "cv2_affine", "MIN_SIZE"]
+
+#: Smallest image side (pixels) each wrapper accepts. Dense methods: 4, as regkit's own Demons
+#: and Horn-Schunck (a central difference and a smoothing step need a neighbour on each side).
+#: ``ants_syn``: 2 px on its coarsest level, i.e. ``2 ** len(iterations)`` (8 for the default
+#: three levels; ANTs fails below that), and at least 4. ``cv2_farneback``: the
+#: ``2 poly_n + 1`` pixel window of its polynomial expansion (15 for the default ``poly_n=7``;
+#: smaller images gave shifts off by more than a pixel). ``cv2_affine``: 16, the width of a SIFT
+#: descriptor's 4 x 4 cells of 4 x 4 pixels.
+MIN_SIZE = {"sitk_demons": 4, "skimage_tvl1": 4, "ants_syn": 4, "cv2_farneback": 15, "cv2_affine": 16}
 
 
 # ---------------------------------------------------------------------------------------- edge
+
+
+def _check_images(name: str, moving, fixed, min_size: int, why: str = "") -> None:
+    """Both images valid and in [0, 1] (one pass each), and at least ``min_size`` px a side."""
+    check_pair("moving", moving, "fixed", fixed, unit_range=True)
+    h, w = fixed.shape[-2:]
+    if min(h, w) < min_size:
+        raise ValueError(
+            f"{name} needs moving and fixed images of at least {min_size} x {min_size} pixels{why}, got {h} x {w}"
+        )
 
 
 def _grey_numpy(x: Tensor) -> list[np.ndarray]:
@@ -69,11 +100,28 @@ def _grey_numpy(x: Tensor) -> list[np.ndarray]:
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:
+    """[0, 1] -> 0..255. Inputs were checked to lie in [0, 1] up to ``RANGE_TOL`` (a quarter of a
+    grey level), so the clip only absorbs that rounding, never a value."""
     return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
 
 
-def _result(moving: Tensor, disp_np: list[np.ndarray], seconds: float, params=None, **extras) -> RegResult:
+def _check_field(name: str, fields: list[np.ndarray]) -> None:
+    bad = [i for i, f in enumerate(fields) if not np.isfinite(f).all()]
+    if bad:
+        raise ValueError(
+            f"{name} returned NaN or infinite displacements for pair(s) {bad}; check its settings "
+            "(smaller steps, less smoothing) and that the images have contrast"
+        )
+
+
+def _first_line(err: Exception) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    return f"{type(err).__name__}: {lines[-1] if lines else ''}"
+
+
+def _result(name: str, moving: Tensor, disp_np: list[np.ndarray], seconds: float, params=None, **extras) -> RegResult:
     """Stack per-pair ``2,H,W`` (x, y) fields, move them to the inputs' device and warp."""
+    _check_field(name, disp_np)
     disp = torch.from_numpy(np.stack(disp_np).astype(np.float32)).to(moving.device)
     warped = spatial.warp(moving.float(), disp)
     return RegResult(warped=warped, disp=disp, params=params, extras={"seconds": seconds, **extras})
@@ -99,6 +147,8 @@ def sitk_demons(
 
     Parameters
     ----------
+    moving, fixed : Tensor ``N,C,H,W`` in [0, 1]
+        At least 4 x 4 pixels.
     iterations : int
         Demons iterations (default 100).
     sigma : float
@@ -107,7 +157,7 @@ def sitk_demons(
     max_step : float
         ``MaximumUpdateStepLength`` in pixels (SimpleITK's default, 0.5).
     threads : int, optional
-        Number of ITK threads (default: ITK's choice).
+        Number of ITK threads, at least 1 (default: ITK's choice).
 
     The filter takes ``(fixed, moving)`` and returns a displacement field ``T(p) = p + d(p)``
     mapping fixed to moving points in physical units, x first. With unit spacing and zero origin
@@ -115,10 +165,12 @@ def sitk_demons(
     """
     import SimpleITK as sitk
 
-    check_pair("moving", moving, "fixed", fixed)
+    _check_images("sitk_demons", moving, fixed, MIN_SIZE["sitk_demons"])
     check_positive("iterations", iterations, integer=True)
     check_positive("sigma", sigma, allow_zero=True)
     check_positive("max_step", max_step)
+    if threads is not None:
+        check_positive("threads", threads, integer=True)
     fields, seconds = [], 0.0
     for m, f in zip(_grey_numpy(moving), _grey_numpy(fixed)):
         flt = sitk.FastSymmetricForcesDemonsRegistrationFilter()
@@ -129,10 +181,16 @@ def sitk_demons(
         if threads is not None:
             flt.SetNumberOfThreads(int(threads))
         t0 = time.perf_counter()
-        field = flt.Execute(sitk.GetImageFromArray(f), sitk.GetImageFromArray(m))
+        try:
+            field = flt.Execute(sitk.GetImageFromArray(f), sitk.GetImageFromArray(m))
+        except RuntimeError as err:
+            raise ValueError(
+                f"sitk_demons: SimpleITK failed on pair {len(fields)} ({_first_line(err)}); check the settings "
+                f"(iterations={iterations}, sigma={sigma}, max_step={max_step}, threads={threads})"
+            ) from err
         seconds += time.perf_counter() - t0
         fields.append(np.moveaxis(sitk.GetArrayFromImage(field), -1, 0))  # H,W,2 (x, y) -> 2,H,W
-    return _result(moving, fields, seconds)
+    return _result("sitk_demons", moving, fields, seconds)
 
 
 # ------------------------------------------------------------------------------------------ ANTs
@@ -180,12 +238,22 @@ def ants_syn(
 
     Parameters
     ----------
-    metric : {"mattes", "CC", "meansquares", "demons"}
-        ANTs' ``syn_metric`` (ANTsPy's default, Mattes mutual information).
-    iterations : tuple of int
-        ANTs' ``reg_iterations``, coarse to fine (ANTsPy's default ``(40, 20, 0)``).
-    flow_sigma, total_sigma, grad_step : float
-        ANTs' update-field and total-field smoothing (voxels) and gradient step.
+    moving, fixed : Tensor ``N,C,H,W`` in [0, 1]
+        Neither image of a pair may be constant (ANTs' metrics are undefined on a flat image). At
+        least ``2 ** len(iterations)`` pixels a side (and 4): ANTs halves the images once per
+        level after the first and fails when the coarsest is below 2 px (8 px for the default).
+    metric : {"mattes", "MI", "CC", "meansquares", "demons", "GC"}
+        ANTs' ``syn_metric`` (case does not matter; ANTsPy's default, Mattes mutual
+        information). ANTsPy passes its ``syn_sampling`` (32) as the metric's parameter: 32 bins
+        for mattes/MI, but a radius of 32 px for CC, which is slow on large images.
+    iterations : int or sequence of int
+        ANTs' ``reg_iterations``, coarse to fine (ANTsPy's default ``(40, 20, 0)``); an int is a
+        single level. Non-negative, not all zero, at most 10 levels (ANTsPy writes each level's
+        smoothing sigma as one digit).
+    flow_sigma, total_sigma : float
+        ANTs' update-field and total-field smoothing (voxels), finite, non-negative.
+    grad_step : float
+        ANTs' gradient step, finite, positive.
     seed : int or None
         ANTs' ``--random-seed`` (Mattes samples randomly). ANTsPy reads the seed only from
         ``ants.config``, so it is set there for the duration of the call and restored after.
@@ -202,23 +270,43 @@ def ants_syn(
     """
     ants = _import_ants()
 
-    check_pair("moving", moving, "fixed", fixed)
+    iterations = _ants_schedule(iterations)
+    min_size = max(MIN_SIZE["ants_syn"], 2 ** len(iterations))
+    _check_images("ants_syn", moving, fixed, min_size,
+                  f" for {len(iterations)} level(s) (2 px on the coarsest, after halving {len(iterations) - 1} times)")
+    metric = check_choice("metric", metric, _ANTS_METRICS, case_sensitive=False)
     for name, v in (("flow_sigma", flow_sigma), ("total_sigma", total_sigma)):
         check_positive(name, v, allow_zero=True)
     check_positive("grad_step", grad_step)
-    iterations = tuple(int(i) for i in iterations)
-    if not iterations or any(i < 0 for i in iterations) or sum(iterations) == 0:
-        raise ValueError(f"iterations must be non-negative integers with a positive sum, got {iterations}")
     if seed is not None:
         check_positive("seed", seed, integer=True, allow_zero=True)
+    check_bool("return_inverse", return_inverse)
+    ms, fs = _grey_numpy(moving), _grey_numpy(fixed)
+    for which, images in (("moving", ms), ("fixed", fs)):
+        for i, a in enumerate(images):
+            if float(a.max()) - float(a.min()) <= 0:
+                raise ValueError(
+                    f"ants_syn needs contrast in both images, but {which} is constant (all {float(a.flat[0]):.4g}) "
+                    f"in pair {i}: ANTs' metrics are undefined on a flat image"
+                )
     fields, inverses, seconds = [], [], 0.0
     saved_seed = ants.config._random_seed
     try:
         ants.config._random_seed = seed
-        for m, f in zip(_grey_numpy(moving), _grey_numpy(fixed)):
-            fields_i, inverse_i, dt = _ants_syn_pair(
-                ants, m, f, metric, iterations, flow_sigma, total_sigma, grad_step, return_inverse
-            )
+        for i, (m, f) in enumerate(zip(ms, fs)):
+            try:
+                fields_i, inverse_i, dt = _ants_syn_pair(
+                    ants, m, f, metric, iterations, flow_sigma, total_sigma, grad_step, return_inverse
+                )
+            except RuntimeError as err:
+                if "Registration failed" not in str(err):
+                    raise
+                raise ValueError(
+                    f"ants_syn: ANTs failed on pair {i} ({err}). Its checks passed (size {m.shape[0]} x "
+                    f"{m.shape[1]}, iterations={iterations}, metric={metric!r}, flow_sigma={flow_sigma}, "
+                    f"total_sigma={total_sigma}, grad_step={grad_step}); try fewer levels in iterations, "
+                    "metric='meansquares', or images with more contrast"
+                ) from err
             fields.append(fields_i)
             inverses.append(inverse_i)
             seconds += dt
@@ -227,7 +315,32 @@ def ants_syn(
     extras = {}
     if return_inverse:
         extras["inverse_disp"] = torch.from_numpy(np.stack(inverses).astype(np.float32)).to(moving.device)
-    return _result(moving, fields, seconds, **extras)
+    return _result("ants_syn", moving, fields, seconds, **extras)
+
+
+_ANTS_METRICS = ("mattes", "MI", "CC", "meansquares", "demons", "GC")
+
+
+def _ants_schedule(iterations) -> tuple[int, ...]:
+    """``iterations`` as ANTs' per-level tuple (an int is one level), checked.
+
+    >>> _ants_schedule(10), _ants_schedule([40, 20, 0])
+    ((10,), (40, 20, 0))
+    """
+    if isinstance(iterations, int) and not isinstance(iterations, bool):
+        iterations = (iterations,)
+    if isinstance(iterations, (str, bytes)) or not hasattr(iterations, "__iter__"):
+        raise TypeError(
+            f"iterations must be an int or a sequence of ints (one per level, coarse to fine), got {iterations!r}"
+        )
+    its = tuple(iterations)
+    for i in its:
+        check_positive("iterations", i, integer=True, allow_zero=True)
+    if not its or sum(its) == 0:
+        raise ValueError(f"iterations must not all be zero, got {its}")
+    if len(its) > 10:
+        raise ValueError(f"iterations must give at most 10 levels, got {len(its)}")
+    return its
 
 
 def _ants_syn_pair(ants, m, f, metric, iterations, flow_sigma, total_sigma, grad_step, return_inverse):
@@ -276,17 +389,21 @@ def skimage_tvl1(
 ) -> RegResult:
     """scikit-image's ``optical_flow_tvl1(reference_image=fixed, moving_image=moving)``.
 
-    Parameters are those of scikit-image (its defaults). scikit-image's flow ``(v, u)`` is in
-    (row, col) order and pulls (``moving(r + v, c + u) ≈ fixed(r, c)``), so the channels are
-    swapped once here.
+    Parameters are those of scikit-image (its defaults): ``attachment`` and ``tightness``
+    finite and positive, ``num_warp`` and ``num_iter`` positive integers, ``tol`` finite and
+    non-negative (0: always run ``num_iter``), ``prefilter`` a bool. Images: ``N,C,H,W`` in
+    [0, 1], at least 4 x 4 pixels. scikit-image's flow ``(v, u)`` is in (row, col) order and
+    pulls (``moving(r + v, c + u) ≈ fixed(r, c)``), so the channels are swapped once here.
     """
     from skimage.registration import optical_flow_tvl1
 
-    check_pair("moving", moving, "fixed", fixed)
+    _check_images("skimage_tvl1", moving, fixed, MIN_SIZE["skimage_tvl1"])
     check_positive("attachment", attachment)
     check_positive("tightness", tightness)
     check_positive("num_warp", num_warp, integer=True)
     check_positive("num_iter", num_iter, integer=True)
+    check_positive("tol", tol, allow_zero=True)
+    check_bool("prefilter", prefilter)
     fields, seconds = [], 0.0
     for m, f in zip(_grey_numpy(moving), _grey_numpy(fixed)):
         t0 = time.perf_counter()
@@ -296,7 +413,7 @@ def skimage_tvl1(
         )
         seconds += time.perf_counter() - t0
         fields.append(np.stack((u, v)))
-    return _result(moving, fields, seconds)
+    return _result("skimage_tvl1", moving, fields, seconds)
 
 
 # ---------------------------------------------------------------------------------------- OpenCV
@@ -317,13 +434,32 @@ def cv2_farneback(
 
     OpenCV's flow satisfies ``prev(y, x) ≈ next(y + flow[..., 1], x + flow[..., 0])``: with the
     fixed image as ``prev`` it is regkit's pull field, x first, and needs no swap.
+
+    Parameters
+    ----------
+    moving, fixed : Tensor ``N,C,H,W`` in [0, 1]
+        Converted to 8 bits (the range is checked, so nothing is clipped). At least
+        ``2 poly_n + 1`` pixels a side (15 for the default), the window of the polynomial
+        expansion.
+    pyr_scale : float in (0, 1)
+        Scale between pyramid levels.
+    levels, winsize, iterations : int
+        Pyramid levels (1: the images only), averaging window, iterations per level; positive.
+    poly_n : {5, 7}
+        Half-size of the polynomial-expansion neighbourhood. Only the two values OpenCV documents
+        (its GPU implementations support only these, and its ``poly_sigma`` advice is for them).
+    poly_sigma : float
+        Gaussian sigma of that neighbourhood, finite, positive (OpenCV suggests 1.1 for
+        ``poly_n=5``, 1.5 for 7).
     """
     import cv2
 
-    check_pair("moving", moving, "fixed", fixed)
-    if not 0 < pyr_scale < 1:
-        raise ValueError(f"pyr_scale must be in (0, 1), got {pyr_scale}")
-    for name, v in (("levels", levels), ("winsize", winsize), ("iterations", iterations), ("poly_n", poly_n)):
+    check_positive("poly_n", poly_n, integer=True)
+    if poly_n not in (5, 7):
+        raise ValueError(f"poly_n must be 5 or 7 (the values OpenCV documents), got {poly_n}")
+    _check_images("cv2_farneback", moving, fixed, 2 * poly_n + 1, f" for poly_n={poly_n} (2 poly_n + 1)")
+    check_interval("pyr_scale", pyr_scale, 0, 1)
+    for name, v in (("levels", levels), ("winsize", winsize), ("iterations", iterations)):
         check_positive(name, v, integer=True)
     check_positive("poly_sigma", poly_sigma)
     fields, seconds = [], 0.0
@@ -334,7 +470,7 @@ def cv2_farneback(
         )
         seconds += time.perf_counter() - t0
         fields.append(np.moveaxis(flow, -1, 0))
-    return _result(moving, fields, seconds)
+    return _result("cv2_farneback", moving, fields, seconds)
 
 
 @method("cv2_affine", kind="reference", summary="OpenCV SIFT, ratio-test matching and estimateAffine2D (RANSAC).")
@@ -352,17 +488,32 @@ def cv2_affine(
 
     Fitting from fixed to moving points gives the pull matrix (``params``, ``N,2,3`` in pixels,
     mapping a fixed pixel to where it samples the moving image). With fewer than 3 matches, or
-    when RANSAC fails, the pair gets the identity and ``extras["ok"]`` is False for it.
+    when RANSAC fails, the pair gets the identity, ``extras["ok"]`` is False for it and a
+    ``RuntimeWarning`` names it (as :func:`regkit.classical.sift_ransac.sift_ransac` does).
+
+    Parameters
+    ----------
+    moving, fixed : Tensor ``N,C,H,W`` in [0, 1]
+        Converted to 8 bits (the range is checked, so nothing is clipped); at least 16 x 16
+        pixels, the width of one SIFT descriptor.
+    ratio : float in (0, 1]
+        Lowe's ratio test.
+    threshold : float
+        RANSAC inlier distance in pixels, finite, positive.
+    max_iters : int
+        Most RANSAC iterations, positive.
+    confidence : float in (0, 1)
+        RANSAC's confidence.
+    n_features : int
+        Keep the strongest ``n_features`` keypoints per image (0: all).
     """
     import cv2
 
-    check_pair("moving", moving, "fixed", fixed)
-    if not 0 < ratio <= 1:
-        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+    _check_images("cv2_affine", moving, fixed, MIN_SIZE["cv2_affine"])
+    check_interval("ratio", ratio, 0, 1, closed="high")
     check_positive("threshold", threshold)
     check_positive("max_iters", max_iters, integer=True)
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    check_interval("confidence", confidence, 0, 1)
     check_positive("n_features", n_features, integer=True, allow_zero=True)
     h, w = moving.shape[-2:]
     mats, ok, n_inliers, seconds = [], [], [], 0.0
@@ -383,9 +534,18 @@ def cv2_affine(
                     confidence=confidence,
                 )
         seconds += time.perf_counter() - t0
+        if mat is not None and not np.isfinite(mat).all():
+            mat, inl = None, None
         ok.append(mat is not None)
         n_inliers.append(int(inl.sum()) if inl is not None else 0)
         mats.append(mat if mat is not None else np.eye(2, 3))
+    if not all(ok):
+        warnings.warn(
+            f"cv2_affine: no affine found for pairs {[i for i, o in enumerate(ok) if not o]} "
+            "(fewer than 3 consistent matches); they get the identity",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     theta = torch.from_numpy(np.stack(mats).astype(np.float32))
     disp = spatial.affine_to_disp(theta, (h, w)).to(moving.device)
     warped = spatial.warp(moving.float(), disp)

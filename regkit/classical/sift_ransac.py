@@ -42,13 +42,19 @@ import torch
 from torch import Tensor
 
 from .. import spatial
-from .._checks import check_pair, check_positive, check_tensor
+from .._checks import check_image, check_interval, check_pair, check_positive, check_tensor
 from ..registry import RegResult, method
 
-__all__ = ["detect", "match", "ransac_affine", "sift_ransac"]
+__all__ = ["detect", "match", "ransac_affine", "sift_ransac", "MIN_SIZE"]
+
+#: Smallest image side (pixels) :func:`sift_ransac` accepts: the width of one SIFT descriptor
+#: (4 x 4 cells of 4 x 4 pixels). Smaller images yield a few keypoints at best.
+MIN_SIZE = 16
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:
+    """[0, 1] -> 0..255. Callers check the range first (up to ``RANGE_TOL``, a quarter of a grey
+    level), so the clip only absorbs rounding and never a value."""
     return np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -56,11 +62,16 @@ def detect(image: Tensor, n_features: int = 0, contrast_threshold: float = 0.04)
     """SIFT keypoints and descriptors of every image in a batch ``N,C,H,W`` (OpenCV, on the CPU).
 
     Returns a list of ``(points K,2 (x, y) pixels, descriptors K,128)`` float32 tensors on the
-    image's device (``K`` may be 0). ``n_features = 0`` keeps every keypoint.
+    image's device (``K`` may be 0). ``n_features = 0`` keeps every keypoint. The image must be in
+    [0, 1] (it is converted to 8 bits, and the range is checked so that nothing is clipped).
+
+    >>> pts, desc = detect(torch.full((1, 1, 32, 32), 0.5))[0]   # a flat image has no keypoints
+    >>> tuple(pts.shape), tuple(desc.shape)
+    ((0, 2), (0, 128))
     """
     import cv2
 
-    check_tensor("image", image, ndim=4)
+    check_image("image", image, unit_range=True)
     check_positive("n_features", n_features, integer=True, allow_zero=True)
     check_positive("contrast_threshold", contrast_threshold)
     sift = cv2.SIFT_create(nfeatures=n_features, contrastThreshold=contrast_threshold)
@@ -87,8 +98,7 @@ def match(desc_a: Tensor, desc_b: Tensor, ratio: float = 0.75) -> Tensor:
     check_tensor("desc_b", desc_b, ndim=2)
     if desc_a.shape[1] != desc_b.shape[1]:
         raise ValueError(f"desc_a and desc_b must have the same length, got {desc_a.shape[1]} and {desc_b.shape[1]}")
-    if not 0 < ratio <= 1:
-        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+    check_interval("ratio", ratio, 0, 1, closed="high")
     if desc_a.shape[0] == 0 or desc_b.shape[0] < 2:
         return torch.zeros(0, 2, dtype=torch.long, device=desc_a.device)
     d = torch.cdist(desc_a.float()[None], desc_b.float()[None])[0]
@@ -149,8 +159,7 @@ def ransac_affine(
     check_positive("hypotheses", hypotheses, integer=True)
     check_positive("refine", refine, integer=True, allow_zero=True)
     check_positive("chunk", chunk, integer=True)
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    check_interval("confidence", confidence, 0, 1)
     dev = src.device
     s, d = src.double(), dst.double()
     s1 = torch.cat((s, torch.ones(m, 1, dtype=torch.float64, device=dev)), 1)  # M,3
@@ -217,10 +226,13 @@ def sift_ransac(
 
     Parameters
     ----------
+    moving, fixed : Tensor ``N,C,H,W`` in [0, 1]
+        Converted to 8 bits for OpenCV's detector (the range is checked, so nothing is clipped);
+        at least :data:`MIN_SIZE` (16) pixels a side.
     ratio : float
         Lowe's ratio-test threshold (0, 1].
     threshold : float
-        RANSAC inlier distance in pixels.
+        RANSAC inlier distance in pixels (finite, positive).
     hypotheses : int
         RANSAC minimal samples, evaluated in one batch.
     n_features : int
@@ -235,16 +247,20 @@ def sift_ransac(
     ``inliers`` (``M`` bool), ``n_matches``, ``n_inliers``, ``ok`` (False where fewer than 3
     matches were found: that pair gets the identity, with a warning) and ``seconds``.
     """
-    check_pair("moving", moving, "fixed", fixed)
-    if not 0 < ratio <= 1:
-        raise ValueError(f"ratio must be in (0, 1], got {ratio}")
+    check_pair("moving", moving, "fixed", fixed, unit_range=True)
+    h, w = fixed.shape[-2:]
+    if min(h, w) < MIN_SIZE:
+        raise ValueError(
+            f"sift_ransac needs moving and fixed images of at least {MIN_SIZE} x {MIN_SIZE} pixels "
+            f"(one SIFT descriptor), got {h} x {w}"
+        )
+    check_interval("ratio", ratio, 0, 1, closed="high")
     check_positive("threshold", threshold)
     check_positive("hypotheses", hypotheses, integer=True)
     check_positive("n_features", n_features, integer=True, allow_zero=True)
     check_positive("seed", seed, integer=True, allow_zero=True)
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
-    h, w = fixed.shape[-2:]
     feats = detect(torch.cat((fixed, moving)), n_features)  # one detector object for the batch
     feats_f, feats_m = feats[: fixed.shape[0]], feats[fixed.shape[0] :]
     thetas, points, inlier_masks, ok = [], [], [], []
