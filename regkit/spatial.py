@@ -92,7 +92,7 @@ def identity_grid(size, device=None, dtype=torch.float32) -> Tensor:
 #: On the CPU a warp is split into chunks of about this many output pixels, so that the sampling
 #: grid of a chunk stays in cache instead of being a fresh allocation as large as the batch
 #: (at 64 x 256^2 that allocation alone cost as much as half the sampling).
-_CPU_CHUNK_PIXELS = 1 << 18
+_CPU_CHUNK_PIXELS = 1 << 17
 
 
 @lru_cache(maxsize=32)

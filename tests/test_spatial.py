@@ -66,7 +66,7 @@ def test_unchecked_path_gives_the_same_result_and_grid_is_cached():
 
 
 def test_large_cpu_batches_are_chunked_without_changing_the_result():
-    n, size = 9, (128, 130)  # 9 x 16,640 px: several chunks of 2^18 px
+    n, size = 9, (128, 130)  # 9 x 16,640 px: several chunks of 2^17 px
     img = torch.rand(n, 1, *size, generator=torch.Generator().manual_seed(5))
     disp = _smooth(n, size, max_disp=5.0)
     whole = torch.cat([spatial.warp(img[i : i + 1], disp[i : i + 1]) for i in range(n)])
