@@ -219,6 +219,13 @@ def check_same_size(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> N
     Returns
     -------
     None
+
+    Examples
+    --------
+    >>> check_same_size(np.zeros((4, 4)), np.zeros((4, 5, 3)), "warped", "fixed")
+    Traceback (most recent call last):
+    ...
+    ValueError: warped and fixed must have the same H,W; got (4, 4) and (4, 5)
     """
     if a.shape[:2] != b.shape[:2]:
         raise ValueError(f"{name_a} and {name_b} must have the same H,W; got {a.shape[:2]} and {b.shape[:2]}")

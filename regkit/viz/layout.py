@@ -139,6 +139,13 @@ def panel_axes(ax: Axes | None = None) -> Axes:
     Returns
     -------
     Axes
+
+    Examples
+    --------
+    >>> ax = panel_axes()
+    >>> ax.figure.get_size_inches().tolist(), ax.figure.dpi
+    ([2.4, 2.4], 100)
+    >>> plt.close(ax.figure)
     """
     if ax is not None:
         if not isinstance(ax, Axes):
