@@ -29,7 +29,7 @@ from pathlib import Path
 from . import tables
 from .provenance import REPO_ROOT
 
-__all__ = ["load_records", "collect", "status_table", "STATUSES", "CHAPTERS"]
+__all__ = ["load_records", "collect", "status_table", "numbers_table", "STATUSES", "CHAPTERS"]
 
 STATUSES = ("reproduced", "partly", "not reproduced", "not converged", "pending")
 CHAPTERS = {
@@ -85,14 +85,82 @@ def collect(results_dir=None) -> list[dict]:
     return entries
 
 
-def status_table(results_dir=None):
-    """The status of every table as a :class:`regkit.viz.tables.ResultsTable`-like HTML table
-    (rows: tables; columns: status, reason, the profiles with a results file, the chapter)."""
-    from ..viz.tables import simple_table
+PROFILE_LABELS = {"full": "full run (GPU)", "cpu": "CPU profile", "quick": "quick run"}
 
-    rows = []
+
+def status_table(results_dir=None):
+    """The status of every table as a :class:`regkit.viz.tables.ResultTable` (HTML in a notebook,
+    fixed-width text otherwise): status, reason, results files and chapter per table."""
+    from ..viz.tables import result_table
+
+    rows = {}
     for e in collect(results_dir):
         files = ", ".join(f"{p}: {r['_path']}" for p, r in sorted(e["records"].items()))
-        rows.append({"table": e["table"], "status": e["status"], "reason": e["reason"],
-                     "results files": files or "-", "chapter": e["chapter"] or "-"})
-    return simple_table(rows, columns=("table", "status", "reason", "results files", "chapter"))
+        rows[e["table"]] = {"status": e["status"], "reason": e["reason"], "results files": files or None,
+                            "chapter": e["chapter"]}
+    return result_table({"": rows}, ["status", "reason", "results files", "chapter"], row_title="table")
+
+
+def _row_values(record: dict, metrics) -> dict:
+    rows = record.get("rows")
+    out = {}
+    if isinstance(rows, dict):
+        for label, r in rows.items():
+            out[r.get("label", label)] = {
+                m: ({"mean": r[m], "std": r.get(f"{m}_std"), "failed": r.get(f"{m}_failed") or 0}
+                    if isinstance(r.get(m), (int, float)) else r.get(m)) for m in metrics}
+    elif isinstance(rows, list):
+        for r in rows:
+            out[r["label"]] = {m: r.get(m) for m in metrics}
+    return out
+
+
+def _paper_values(record: dict, metrics) -> dict:
+    rows = record.get("rows")
+    if isinstance(rows, dict) and any(f"{m}_paper" in r for r in rows.values() for m in metrics):
+        return {label: {m: r.get(f"{m}_paper") for m in metrics} for label, r in rows.items()}
+    paper = record.get("paper")
+    if isinstance(paper, dict) and isinstance(rows, dict):
+        by_method = {r.get("method", k): r.get("label", k) for k, r in rows.items()}
+        out = {}
+        for method, values in paper.items():
+            label = by_method.get(method, method)
+            out[label] = {m: (v["mean"] if isinstance(v, dict) else v) for m, v in values.items() if m in metrics}
+        return out
+    return {}
+
+
+def numbers_table(table: str, results_dir=None, metrics=None, formats=None):
+    """The paper's numbers beside ours for one table, one column group per source: the paper,
+    the full run, the CPU profile (and a saved quick run), each labelled with its profile.
+
+    Parameters
+    ----------
+    table : str
+        A table name (:func:`regkit.experiments.tables.names`).
+    results_dir : path, optional
+    metrics : sequence of str, optional
+        Default: the table module's ``METRICS``.
+    formats : mapping, optional
+        Format per metric (default: 3 decimals, PSNR 2).
+    """
+    from ..viz.tables import result_table
+
+    module = tables.get(table)
+    metrics = list(metrics or getattr(module, "METRICS", ("ncc", "ssim", "psnr")))
+    records = load_records(results_dir).get(table, {})
+    data = {}
+    for profile in ("full", "cpu", "quick"):
+        if profile in records:
+            if "paper" not in data:
+                paper = _paper_values(records[profile], metrics)
+                if paper:
+                    data["paper"] = paper
+            data[PROFILE_LABELS[profile]] = _row_values(records[profile], metrics)
+    if not data:
+        data = {"(no results file yet)": {}}
+    fmts = {m: ".2f" if m == "psnr" else ".3f" for m in metrics}
+    fmts.update(formats or {})
+    notes = [f"{PROFILE_LABELS[p]}: {r['_path']}, {r.get('provenance', {}).get('device', '?')}"
+             for p, r in records.items() if p in PROFILE_LABELS]
+    return result_table(data, metrics, formats=fmts, group="metric", row_title="method", notes=notes)
