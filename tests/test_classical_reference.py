@@ -5,6 +5,7 @@ fixed(x - s)) is registered by the pull field u = (+s, 0): warped(x) = moving(x 
 """
 
 import os
+import re
 import tempfile
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 
 import regkit
 from regkit import spatial
+from regkit.classical import reference
 
 REFERENCES = ["sitk_demons", "ants_syn", "skimage_tvl1", "cv2_farneback", "cv2_affine"]
 #: how close the recovered shift must be (pixels, mean over the centre); ANTs' Mattes MI
@@ -61,20 +63,60 @@ def test_cv2_affine_recovers_known_affine(picture):
 
 
 @pytest.mark.parametrize(
-    "name,kwargs",
+    "name,kwargs,error,words",
     [
-        ("sitk_demons", {"iterations": 0}),
-        ("sitk_demons", {"sigma": -1.0}),
-        ("ants_syn", {"iterations": (0, 0)}),
-        ("ants_syn", {"flow_sigma": -1.0}),
-        ("skimage_tvl1", {"num_warp": 0}),
-        ("cv2_farneback", {"pyr_scale": 1.5}),
-        ("cv2_affine", {"ratio": 0.0}),
+        ("sitk_demons", {"iterations": 0}, ValueError, "iterations must be positive"),
+        ("sitk_demons", {"sigma": -1.0}, ValueError, "sigma must be non-negative"),
+        ("sitk_demons", {"threads": 0}, ValueError, "threads must be positive"),
+        ("ants_syn", {"iterations": (0, 0)}, ValueError, "iterations must not all be zero"),
+        ("ants_syn", {"iterations": "10"}, TypeError, "iterations must be an int or a sequence"),
+        ("ants_syn", {"flow_sigma": -1.0}, ValueError, "flow_sigma must be non-negative"),
+        ("ants_syn", {"metric": "bogus"}, ValueError, "metric must be one of"),
+        ("skimage_tvl1", {"num_warp": 0}, ValueError, "num_warp must be positive"),
+        ("skimage_tvl1", {"tol": float("nan")}, ValueError, "tol must be a finite non-negative number"),
+        ("cv2_farneback", {"pyr_scale": 1.5}, ValueError, r"pyr_scale must be in \(0, 1\)"),
+        ("cv2_farneback", {"poly_n": 4}, ValueError, "poly_n must be 5 or 7"),
+        ("cv2_affine", {"ratio": 0.0}, ValueError, r"ratio must be in \(0, 1\]"),
+        ("cv2_affine", {"threshold": float("inf")}, ValueError, "threshold must be a finite positive number"),
     ],
 )
-def test_bad_parameters_raise(picture, name, kwargs):
-    with pytest.raises((ValueError, TypeError)):
+def test_bad_parameters_raise(picture, name, kwargs, error, words):
+    with pytest.raises(error, match=words) as info:
         regkit.register(picture, picture, method=name, **kwargs)
+    assert info.type is error
+
+
+@pytest.mark.parametrize("name", REFERENCES)
+def test_images_outside_unit_range_are_refused_not_clipped(picture, name):
+    with pytest.raises(ValueError, match=r"moving must have intensities in \[0, 1\], got values in \[[0-9.]+, 2[0-9.]+\]"):
+        regkit.register(picture * 255, picture, method=name)
+
+
+@pytest.mark.parametrize("name", REFERENCES)
+def test_minimum_size_is_stated_and_enforced(name):
+    small = torch.rand(1, 1, 3, 3, generator=torch.Generator().manual_seed(0))
+    least = {"ants_syn": 8, "cv2_farneback": 15}.get(name, reference.MIN_SIZE[name])
+    with pytest.raises(ValueError, match=f"{name} needs moving and fixed images of at least {least} x {least}"):
+        regkit.register(small, small, method=name)
+    assert re.search(rf"\b{least}\b", getattr(reference, name).__doc__), "the docstring states the minimum"
+
+
+def test_the_8_bit_wrappers_refuse_out_of_range_images_when_called_directly(picture):
+    for fn in (reference.cv2_farneback, reference.cv2_affine):
+        with pytest.raises(ValueError, match=r"fixed must have intensities in \[0, 1\]"):
+            fn(picture, picture - 1)
+
+
+def test_cv2_affine_warns_when_it_falls_back_to_the_identity():
+    flat = torch.full((1, 1, 32, 32), 0.5)
+    with pytest.warns(RuntimeWarning, match="cv2_affine: no affine found"):
+        res = regkit.register(flat, flat, method="cv2_affine")
+    assert res.extras["ok"] == [False] and torch.equal(res.params, torch.eye(2, 3)[None])
+
+
+def test_ants_refuses_constant_images(picture):
+    with pytest.raises(ValueError, match="fixed is constant"):
+        regkit.register(picture, torch.full_like(picture, 0.25), method="ants_syn")
 
 
 def test_mismatched_shapes_raise(picture):

@@ -7,7 +7,7 @@ import torch
 
 import regkit
 from regkit import spatial
-from regkit.classical.sift_ransac import match, ransac_affine
+from regkit.classical.sift_ransac import MIN_SIZE, detect, match, ransac_affine, sift_ransac
 from regkit.viz import draw_matches
 
 SIZE = (256, 256)
@@ -101,12 +101,30 @@ def test_textureless_pair_falls_back_to_identity_with_warning():
 @pytest.mark.parametrize(
     "kwargs,match",
     [({"ratio": 0.0}, "ratio"), ({"ratio": 1.5}, "ratio"), ({"threshold": -1.0}, "threshold"),
-     ({"hypotheses": 0}, "hypotheses"), ({"seed": -1}, "seed")],
+     ({"hypotheses": 0}, "hypotheses"), ({"seed": -1}, "seed"), ({"threshold": float("inf")}, "threshold must be a finite"),
+     ({"ratio": float("nan")}, r"ratio must be in \(0, 1\]")],
 )
 def test_bad_parameters(affine_pair, kwargs, match):
     moving, fixed, _ = affine_pair
-    with pytest.raises((ValueError, TypeError), match=match):
+    with pytest.raises(ValueError, match=match):
         regkit.register(moving, fixed, method="sift_ransac", **kwargs)
+
+
+def test_images_outside_unit_range_are_refused_not_clipped(affine_pair):
+    moving, fixed, _ = affine_pair
+    with pytest.raises(ValueError, match=r"moving must have intensities in \[0, 1\], got values in \["):
+        regkit.register(moving * 255, fixed, method="sift_ransac")
+    with pytest.raises(ValueError, match=r"fixed must have intensities in \[0, 1\]"):
+        sift_ransac(moving, fixed - 1)  # called directly, past register
+    with pytest.raises(ValueError, match=r"image must have intensities in \[0, 1\]"):
+        detect(moving * 255)
+
+
+def test_minimum_size():
+    small = torch.rand(1, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="sift_ransac needs moving and fixed images of at least 16 x 16 pixels"):
+        regkit.register(small, small, method="sift_ransac")
+    assert MIN_SIZE == 16 and "16" in sift_ransac.__doc__
 
 
 def test_ransac_bad_input():

@@ -44,11 +44,24 @@ def _nan_image():
         (lambda: regkit.register(IMG, IMG, method="no-such-method"), ValueError, "method must be one of"),
         (lambda: regkit.register(IMG, torch.rand(1, 1, 8, 8)), ValueError, "moving and fixed must have the same shape"),
         (lambda: regkit.seed_everything(-1), ValueError, "seed must be a non-negative integer"),
+        (lambda: regkit.register((IMG * 255).to(torch.uint8), IMG), TypeError, r"moving must be a floating-point .* x.float\(\) / 255"),
+        (lambda: regkit.register(IMG, IMG * 255), ValueError, r"fixed must have intensities in \[0, 1\], got values in \["),
+        (lambda: regkit.register(IMG - 1, IMG), ValueError, r"moving must have intensities in \[0, 1\]"),
+        (lambda: regkit.register(IMG, IMG, method="demons", sigma=1.0), TypeError, "method 'demons' has no setting 'sigma'"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(call, error, words):
     with pytest.raises(error, match=words):
         call()
+
+
+def test_register_range_check_allows_rounding_and_any_float_dtype():
+    x = IMG.clone()
+    x[0, 0, 0, 0], x[0, 0, 0, 1] = 1.0005, -0.0005  # within RANGE_TOL of [0, 1]
+    assert torch.equal(regkit.register(x, x, method="identity").warped, x)
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):
+        x = IMG.to(dtype)
+        assert torch.equal(regkit.register(x, x, method="identity").warped, x.float())
 
 
 def test_identity_method_and_registry():
