@@ -39,6 +39,22 @@ needs_ants = pytest.mark.skipif(importlib.util.find_spec("ants") is None, reason
 needs_py7zr = pytest.mark.skipif(importlib.util.find_spec("py7zr") is None, reason="py7zr not installed")
 
 
+def _extract_has_overwrite() -> bool:
+    import inspect
+
+    from regkit.data.download import extract
+
+    return "overwrite" in inspect.signature(extract).parameters
+
+
+#: Archive cases that need ``extract(..., overwrite=...)`` (root entry skipped, existing entries
+#: kept, the archive never replaced): expected to fail where that is not in place yet.
+extract_fixed = pytest.mark.xfail(
+    not _extract_has_overwrite(), strict=True,
+    reason="regkit.data.download.extract has no overwrite= yet (existing entries are replaced, '.' refused)",
+)
+
+
 def _rand(size=32, seed=0, n=1):
     return torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(seed))
 
@@ -379,7 +395,13 @@ CASES = [
     ("reproduce-not-json", _reproduce_non_json, TypeError, ["result['rows'][0]['model']", "Linear"]),
 ]
 
-_MARKS = {"ants-": [needs_ants], "extract-7z": [needs_py7zr]}
+_MARKS = {
+    "ants-": [needs_ants],
+    "extract-7z": [needs_py7zr],
+    "extract-existing": [extract_fixed],
+    "extract-over": [extract_fixed],
+    "extract-tar-of-dot": [extract_fixed],
+}
 
 
 def _params(cases):
@@ -503,7 +525,7 @@ def _stale_download_part(tmp):
     src.write_bytes(b"data")
     dest = tmp / "dl" / "file.bin"
     dest.parent.mkdir()
-    stale = [dest.parent / ".tmp-killed.part", dest.parent / ".file.bin.abc.part"]
+    stale = [dest.parent / ".tmp-killed.part"]
     old = time.time() - 2 * files.STALE_AFTER_S
     for p in stale:
         p.write_bytes(b"half")
