@@ -28,6 +28,7 @@ Usage::
 
     python benchmarks/classical.py                 # profile from REGKIT_PROFILE (quick on CPU)
     python benchmarks/classical.py --pairs 8 --out results/classical_benchmark.json
+    python benchmarks/classical.py --quick         # one pair per data set, print only (under a minute)
 """
 
 from __future__ import annotations
@@ -86,7 +87,10 @@ def provenance(seed: int, pairs: int, wall: float) -> dict:
     import SimpleITK as sitk
     import skimage
 
+    from _bench import load_average, machine
+
     return {
+        "machine": {**machine(), "load_average_after": load_average()},
         "git_revision": _git_revision(),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})",
         "cpu_threads": {"torch": torch.get_num_threads(), "itk": os.environ.get("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")},
@@ -156,10 +160,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gpu-batch", type=int, default=64)
     p.add_argument("--out", type=Path, default=ROOT / "results" / "classical_benchmark.json")
+    p.add_argument("--quick", action="store_true", help="one pair per data set; print, do not write")
     args = p.parse_args(argv)
-    pairs = args.pairs or regkit.by_profile(quick=4, full=12)
+    pairs = 1 if args.quick else args.pairs or regkit.by_profile(quick=4, full=12)
     print(HEADER)
     results = run(pairs, args.seed, gpu_batch=args.gpu_batch)
+    if args.quick:
+        return 0
     write_json(results, args.out)
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} "
           f"({results['provenance']['wall_seconds']:.0f} s)")

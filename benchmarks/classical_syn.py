@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/classical_syn.py            # prints the table, writes results/classical_syn_benchmark.json
     python benchmarks/classical_syn.py --no-write # prints only
+    python benchmarks/classical_syn.py --quick    # 128 px, one round, no FIRE pairs, prints only (under a minute)
 
 Pairs (256 x 256, grey): scikit-image's real images (``retina`` photograph, ``camera``,
 ``brick``) as moving images, each pulled onto the fixed grid by a seeded smooth diffeomorphic
@@ -167,8 +168,14 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fire", type=int, default=3, help="number of FIRE proxy test pairs (0: none)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="128 px, one round, no FIRE pairs; print only")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.repeats, args.fire, args.no_write = 128, 1, 0, True
     regkit.seed_everything(args.seed)
+    from _bench import machine
+
+    info = machine()
     start = time.perf_counter()
     pairs = make_pairs(args.size, args.seed, fire=args.fire)
     rows = syn_rows(pairs, repeats=args.repeats)
@@ -183,6 +190,9 @@ def main(argv=None) -> int:
                                   device="cpu", command="python benchmarks/classical_syn.py " + " ".join(argv or sys.argv[1:]))
         prov["versions"]["antspyx"] = getattr(ants, "__version__", None)
         prov["threads"] = {"torch": 1, "itk": int(os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"])}
+        from _bench import load_average, machine
+
+        prov["machine"] = {**info, "load_average_after": load_average()}
         record = {
             "what": "regkit syn vs ANTsPy SyNOnly (ants_syn wrapper defaults: Mattes MI, 40x20x0) on seeded pairs "
                     "with a known field",

@@ -11,6 +11,7 @@ Usage (from the repository root)::
 
     python benchmarks/smoothness_sweep.py                  # the profile of this machine
     REGKIT_PROFILE=full python benchmarks/smoothness_sweep.py --out results/smoothness_sweep.json
+    python benchmarks/smoothness_sweep.py --quick          # a smoke run of the script (under a minute)
 """
 
 from __future__ import annotations
@@ -41,14 +42,20 @@ def settings(profile: str) -> dict:
     )
 
 
-def run(profile: str, seed: int = 0, device=None) -> dict:
+def run(profile: str, seed: int = 0, device=None, smoke: bool = False) -> dict:
+    """Train one VoxelMorph per weight; ``smoke`` shrinks the run to two weights, 128 pairs and one
+    epoch (a check that the script works, not a result)."""
     device = torch.device(device) if device is not None else regkit.default_device()
     s = settings(profile)
+    weights = WEIGHTS
+    if smoke:
+        s = {**s, "train": 128, "test": 16, "epochs": 1}
+        weights = (WEIGHTS[0], WEIGHTS[-1])
     train = mnist_pairs("train", seed=seed, limit=s["train"])
     test = mnist_pairs("test", seed=seed, limit=s["test"])
     batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in collate_pairs([test[i] for i in range(len(test))]).items()}
     rows = []
-    for weight in WEIGHTS:
+    for weight in weights:
         regkit.seed_everything(seed)
         cfg = TrainConfig(epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], seed=seed, progress=False,
                           log=False, metrics=("mse",))
@@ -74,7 +81,7 @@ def run(profile: str, seed: int = 0, device=None) -> dict:
     return {
         "experiment": "smoothness_sweep",
         "model": "voxelmorph", "similarity": "mse", "smoothness": "diffusion",
-        "settings": s, "weights": list(WEIGHTS),
+        "settings": s, "weights": list(weights),
         "examples": {
             "moving": batch["moving"][:EXAMPLES, 0].round(decimals=2).tolist(),
             "fixed": batch["fixed"][:EXAMPLES, 0].round(decimals=2).tolist(),
@@ -87,10 +94,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/smoothness_sweep.json")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="two weights, 128 pairs, one epoch; print only")
     args = parser.parse_args(argv)
     profile = regkit.profile()
     t0 = time.perf_counter()
-    data = run(profile, args.seed)
+    data = run(profile, args.seed, smoke=args.quick)
+    if args.quick:
+        print(f"smoke run done in {time.perf_counter() - t0:.0f} s (not written)")
+        return
     data["provenance"] = collect(table="smoothness_sweep", profile=profile, seed=args.seed,
                                  wall_time_s=time.perf_counter() - t0,
                                  command="python benchmarks/smoothness_sweep.py")

@@ -122,7 +122,8 @@ def inverse_consistency_error(forward: Tensor, inverse: Tensor) -> Tensor:
     check_disp("inverse", inverse, like=forward)
     errors = []
     for a, b in ((inverse, forward), (forward, inverse)):
-        err = spatial.compose(a, b).norm(dim=1, keepdim=True)
+        d = spatial.compose(a, b)
+        err = (d * d).sum(1, keepdim=True).sqrt()   # (``norm(dim=1)`` is several times slower on the CPU)
         mask = spatial.inside_mask(b).float()
         errors.append((err * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1.0))
     return 0.5 * (errors[0] + errors[1])

@@ -1,0 +1,168 @@
+"""Benchmark: training steps per second and pairs per second of every learned model.
+
+Each model is built as its table builds it (``regkit.experiments.tables``: the AiR table's
+DIRNet, AiR and MAPT-AiR at 32 px; the GPEReg tables' VoxelMorph, TransMorph, SAS-Net and
+GPEReg-Net at 64 px with the cpu profile's widths and at 256 px with the paper's), with its table's
+training objective, on seeded random pairs (throughput does not depend on the content).
+
+Two ways of running the same steps, in the same process:
+
+- *bare* (the reference): ``objective(model, batch)``, ``zero_grad``, ``backward``, gradient
+  clipping, ``optimizer.step`` in a plain loop -- the least a training step can cost;
+- *Trainer*: :class:`regkit.train.Trainer` ``fit`` for one epoch of ``k`` and of ``2 k`` steps;
+  the difference over ``k`` is its cost per step, and what remains of the ``k``-step fit is its
+  fixed cost per fit (model to device, data loader, validation off, no checkpoint).
+
+Figures per model and size: bare steps/s and pairs/s, the Trainer's per-step time over the bare
+one (should be about 1: the Trainer adds nothing measurable per step) and its fixed seconds per
+fit. CPU on one thread; with CUDA the same on the GPU (bf16 autocast where the Trainer uses it).
+
+Usage::
+
+    python benchmarks/training_throughput.py          # every model and size; writes results/training_throughput_benchmark.json
+    python benchmarks/training_throughput.py --quick  # 32 and 64 px only, 2 timed steps each; prints only
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from _bench import load_average, machine, one_thread, synchronize, write
+
+#: (model, table, size, batch) -- the sizes the tables train at (to be confirmed per table)
+CASES = [
+    ("dirnet", "air", 32, 32), ("air", "air", 32, 32), ("mapt_air", "air", 32, 32),
+    ("voxelmorph", "gpereg", 64, 8), ("transmorph", "gpereg", 64, 8), ("sasnet", "gpereg", 64, 8),
+    ("gpereg", "gpereg", 64, 8),
+    ("voxelmorph", "gpereg", 256, 8), ("transmorph", "gpereg", 256, 8), ("sasnet", "gpereg", 256, 8),
+    ("gpereg", "gpereg", 256, 8),
+]
+
+
+def build(name: str, table: str, size: int):
+    """``(model, objective, lr, grad_clip)`` as the table trains it (paper widths at 256 px)."""
+    if table == "air":
+        from regkit.experiments.tables import air_table1 as t
+        from regkit.train import RegistrationObjective
+
+        s = t.settings("full")
+        model = t.build_model(name, "full")
+        objective = RegistrationObjective(s["similarity"], s["smoothness"], weight=s["smoothness_weight"])
+        return model, objective, s["lr"], s["grad_clip"]
+    from regkit.experiments.tables import gpereg_setup as t
+
+    profile = "full" if size >= 256 else "cpu"
+    s = t.settings(profile)
+    return t.build_model(name, profile), t.build_objective(name, profile), s["lr"], s["grad_clip"]
+
+
+def batch_of(n: int, size: int, seed: int = 0) -> dict:
+    from regkit import spatial
+
+    g = torch.Generator().manual_seed(seed)
+    fixed = spatial.resize_image(torch.rand(n, 1, size // 4, size // 4, generator=g), (size, size))
+    disp = spatial.random_smooth_disp(n, (size, size), max_disp=size / 32, generator=g)
+    return {"moving": spatial.warp(fixed, disp), "fixed": fixed}
+
+
+def bare_steps(model, objective, lr, grad_clip, batch, steps: int, device) -> list[float]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if isinstance(objective, torch.nn.Module):
+        params += [p for p in objective.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    model.train()
+    times = []
+    for _ in range(steps + 1):   # the first step warms up (allocations, kernels)
+        synchronize(device)
+        t0 = time.perf_counter()
+        out = objective(model, batch)
+        opt.zero_grad(set_to_none=True)
+        out[0].backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        opt.step()
+        synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return times[1:]
+
+
+def trainer_seconds(name, table, size, batch_size, steps: int, device) -> float:
+    from regkit.train import TensorPairs, TrainConfig, Trainer
+
+    model, objective, lr, grad_clip = build(name, table, size)
+    data = batch_of(batch_size * steps, size)
+    cfg = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, grad_clip=grad_clip, steps_per_epoch=steps,
+                      scheduler="none", progress=False, log=False, metrics=("mse",), shuffle=False)
+    trainer = Trainer(model, objective, cfg, device=device)
+    synchronize(device)
+    t0 = time.perf_counter()
+    trainer.fit(TensorPairs(**data))
+    synchronize(device)
+    return time.perf_counter() - t0
+
+
+def case(name, table, size, batch_size, steps, device, with_trainer=True, log=print) -> dict:
+    from regkit import seed_everything
+
+    seed_everything(0)
+    model, objective, lr, grad_clip = build(name, table, size)
+    model, objective = model.to(device), objective.to(device)
+    batch = {k: v.to(device) for k, v in batch_of(batch_size, size).items()}
+    amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        ts = bare_steps(model, objective, lr, grad_clip, batch, steps, device)
+    step = statistics.median(ts)
+    row = {"model": name, "table": table, "size": size, "batch": batch_size, "device": str(device),
+           "parameters": sum(p.numel() for p in model.parameters()), "bf16_autocast": amp,
+           "bare": {"seconds_per_step": step, "steps_per_second": 1 / step, "pairs_per_second": batch_size / step,
+                    "timed_steps": len(ts)}}
+    if with_trainer:
+        k = max(2, steps)
+        short = trainer_seconds(name, table, size, batch_size, k, device)
+        long = trainer_seconds(name, table, size, batch_size, 2 * k, device)
+        per_step = max(long - short, 0.0) / k
+        row["trainer"] = {"seconds_per_step": per_step, "fixed_seconds_per_fit": short - k * per_step,
+                          "time_ratio_per_step_vs_bare": per_step / step, "steps": [k, 2 * k]}
+    tr = row.get("trainer")
+    log(f"{device.type:4s} {name:10s} {size:4d} px x{batch_size:<3d} {1 / step:8.2f} steps/s {batch_size / step:9.1f} pairs/s"
+        + (f"   Trainer per step x{tr['time_ratio_per_step_vs_bare']:.2f}, fixed {tr['fixed_seconds_per_fit']:.2f} s/fit"
+           if tr else ""))
+    return row
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="32 and 64 px, 2 timed steps, no Trainer runs; print only")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per case (GPEReg-Net at 256 px: ~50 s each on one CPU thread)")
+    p.add_argument("--models", nargs="*", default=None, help="only these models")
+    p.add_argument("--trainer-max-size", type=int, default=64,
+                   help="time the Trainer only up to this size (its cost per step does not grow with the model)")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    one_thread()
+    start = time.perf_counter()
+    info = machine()
+    cases = [c for c in CASES if args.models is None or c[0] in args.models]
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    rows = []
+    for device in devices:
+        for name, table, size, batch_size in cases:
+            if args.quick and size > 64:
+                continue
+            rows.append(case(name, table, size, batch_size, 2 if args.quick else args.steps, device,
+                             with_trainer=not args.quick and size <= args.trainer_max_size))
+    if args.quick:
+        return 0
+    record = {"what": __doc__.split("\n\n")[0], "rows": rows, "machine": info}
+    path = write("training_throughput", record, profile="full", seed=0, wall=time.perf_counter() - start,
+                 out=args.out)
+    print(f"wrote {path} (load average at the end {load_average()})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
