@@ -13,9 +13,9 @@ Convention
   e.g. for ``torch.autograd.gradcheck``) and stay on the inputs' device. Float16/bfloat16 inputs
   are sampled with float32 coordinates (an 8- or 11-bit mantissa cannot address the pixels of a
   256 px image to 0.01 px) and returned in their dtype. Identity and integer-shift warps are exact
-  to 1e-5 of the intensity range up to 256 px: the coordinates are normalised as
-  :math:`(p - c) / c`, which is exact before the division, so they are off by at most one
-  float32 unit in the last place (7.6e-6 px at 256 px).
+  to 1e-5 of the intensity range up to 257 px: the coordinates are normalised as
+  :math:`p / c - 1` with :math:`c = (\text{size} - 1) / 2`, the form whose round trip through
+  ``grid_sample`` lands within 7.6e-6 px of an integer :math:`p` at those sizes.
 - The identity grid is built once per (size, device, dtype) and cached.
 - Public functions check their inputs; regkit's own inner loops (iterative methods, training
   steps) pass ``check=False`` to skip the checks they have already made once.

@@ -134,3 +134,12 @@ def test_images_below_the_minimum_size_are_refused(size):
     x = torch.rand(1, 1, *size)
     with pytest.raises(ValueError, match="demons needs images of at least 4 x 4 pixels"):
         regkit.register(x, x, method="demons")
+
+
+def test_cpu_chunks_of_pairs_give_the_same_field(smooth_pair, monkeypatch):
+    import regkit.classical.demons as D
+
+    moving, fixed, _ = smooth_pair
+    whole = regkit.register(moving, fixed, method="demons", iterations=5).disp
+    monkeypatch.setattr(D, "_CPU_CHUNK_PIXELS", 1)   # one pair per chunk
+    assert torch.equal(regkit.register(moving, fixed, method="demons", iterations=5).disp, whole)

@@ -149,3 +149,12 @@ def test_non_finite_input(smooth_pair):
     bad[0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         regkit.register(bad, fixed, method="horn_schunck")
+
+
+def test_cpu_chunks_of_pairs_give_the_same_field(smooth_pair, monkeypatch):
+    import regkit.classical.optical_flow as O
+
+    moving, fixed, _ = smooth_pair
+    whole = regkit.register(moving, fixed, method="horn_schunck", iterations=10).disp
+    monkeypatch.setattr(O, "_CPU_CHUNK_PIXELS", 1)   # one pair per chunk
+    assert torch.equal(regkit.register(moving, fixed, method="horn_schunck", iterations=10).disp, whole)

@@ -112,6 +112,24 @@ def demons_step(
     return gaussian_blur(disp, sigma_diffusion)
 
 
+#: On the CPU the iterations of a level run on chunks of about this many pixels (whole pairs), so
+#: that a chunk's fields stay in cache; the pairs are independent, so the result is the same.
+_CPU_CHUNK_PIXELS = 1 << 17
+
+
+def _iterate(moving: Tensor, fixed: Tensor, disp: Tensor, grad_fixed: Tensor, iterations: int, step_kw: dict) -> Tensor:
+    """``iterations`` demons steps on one level, in cache-sized chunks of pairs on the CPU."""
+    n, _, h, w = disp.shape
+    step = n if disp.device.type != "cpu" else max(1, _CPU_CHUNK_PIXELS // (h * w))
+    chunks = []
+    for i in range(0, n, step):
+        m, f, u, g = moving[i : i + step], fixed[i : i + step], disp[i : i + step], grad_fixed[i : i + step]
+        for _ in range(iterations):
+            u = demons_step(m, f, u, grad_fixed=g, **step_kw)
+        chunks.append(u)
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+
+
 @method(
     "demons",
     kind="classical",
@@ -188,17 +206,19 @@ def demons(
         disp = torch.zeros(f.shape[0], 2, *sizes[0], device=f.device)
         snapshots, done = [], 0
         total = sum(per_level)
+        step_kw = dict(force=force, max_step=max_step, sigma_fluid=sigma_fluid, sigma_diffusion=sigma_diffusion,
+                       diffeomorphic=diffeomorphic)
         for lvl, (size, its) in enumerate(zip(sizes, per_level)):
             if lvl > 0:
                 disp = spatial.resize_disp(disp, size, check=False)
             gf = image_gradient(fs[lvl])
+            if not history:
+                disp = _iterate(ms[lvl], fs[lvl], disp, gf, its, step_kw)
+                continue
             for _ in range(its):
-                disp = demons_step(
-                    ms[lvl], fs[lvl], disp, force=force, max_step=max_step, sigma_fluid=sigma_fluid,
-                    sigma_diffusion=sigma_diffusion, diffeomorphic=diffeomorphic, grad_fixed=gf,
-                )
+                disp = demons_step(ms[lvl], fs[lvl], disp, grad_fixed=gf, **step_kw)
                 done += 1
-                if history and (done % history == 0 or done == total):
+                if done % history == 0 or done == total:
                     snapshots.append((done, disp.clone() if size == full else spatial.resize_disp(disp, full, check=False)))
         if tuple(disp.shape[-2:]) != full:
             disp = spatial.resize_disp(disp, full, check=False)

@@ -134,6 +134,25 @@ def median_filter(u: Tensor, size: int) -> Tensor:
     return _median_of([p[:, i : i + h, :] for i in range(size)]).reshape(n, c, h, w)
 
 
+#: On the CPU the Jacobi iterations run on chunks of about this many pixels (whole pairs), so that
+#: a chunk's fields stay in cache: at 256 px a batch of 8 ran 30% slower per pair than a batch
+#: of 2 without it. The pairs are independent, so the result is the same.
+_CPU_CHUNK_PIXELS = 1 << 17
+
+
+def _jacobi(u: Tensor, g: Tensor, c: Tensor, scale: Tensor, iterations: int) -> Tensor:
+    """``iterations`` Jacobi steps from ``u``, in cache-sized chunks of pairs on the CPU."""
+    n, _, h, w = u.shape
+    step = n if u.device.type != "cpu" else max(1, _CPU_CHUNK_PIXELS // (h * w))
+    chunks = []
+    for i in range(0, n, step):
+        v, gi, ci, si = u[i : i + step], g[i : i + step], c[i : i + step], scale[i : i + step]
+        for _ in range(iterations):
+            v = horn_schunck_step(v, gi, ci, si)
+        chunks.append(v)
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+
+
 @method(
     "horn_schunck",
     kind="classical",
@@ -209,10 +228,7 @@ def horn_schunck(
                 # the residual at u, linearised about u0 = disp: g.(u - u0) + (W - F) = g.u + c
                 c = warped - fs[lvl] - (g * disp).sum(1, keepdim=True)
                 scale = g / (a2 + (g * g).sum(1, keepdim=True))         # N,2,H,W
-                u = disp
-                for _ in range(its):
-                    u = horn_schunck_step(u, g, c, scale)
-                disp = median_filter(u, median)
+                disp = median_filter(_jacobi(disp, g, c, scale, its), median)
                 done += 1
                 if history and (done % history == 0 or done == total):
                     snapshots.append((done, disp.clone() if size == full else spatial.resize_disp(disp, full, check=False)))
