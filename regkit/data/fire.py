@@ -1,24 +1,26 @@
-"""FIRE-Reg-256: retinal fundus patch pairs, from the real FIRE data set or an offline proxy.
+"""FIRE-Reg-256: retinal fundus patch pairs, from the real FIRE data set or the offline proxy.
 
 Convention
 ----------
-Items are dicts (see :mod:`regkit.data.pairs`): ``moving``, ``fixed`` float32 ``(1, 256, 256)``
-in [0, 1] (grey level: the green channel for photographs); ``landmarks_fixed``,
-``landmarks_moving`` ``(K, 2)`` pixels (x, y) with ``landmarks_valid`` ``(K,)`` bool (a fixed
-landmark ``q`` maps to ``q + disp(q)`` = its moving landmark); ``frame`` (the patch's order within
-its image pair, the temporal position of the GPEReg-Net chapter); ``pair`` (which image pair);
-``category`` (FIRE's S, P or A). The proxy adds the exact ``disp`` ``(2, H, W)`` (pull field on the
-fixed grid: ``spatial.warp(moving, disp) ≈ fixed`` up to the appearance shift), vessel masks
-``mask_fixed`` / ``mask_moving``, field-of-view masks ``fov_fixed`` / ``fov_moving`` and the
-``appearance`` ``(gain, bias, gamma)`` applied to the moving image.
+Items are dicts (see :mod:`regkit.data.pairs`): ``moving``, ``fixed`` float32 ``(1, P, P)`` in
+[0, 1] (grey level: the green channel of the photographs), ``P = size`` (256 by default);
+``landmarks_fixed``, ``landmarks_moving`` ``(K, 2)`` pixels (x, y) with ``landmarks_valid``
+``(K,)`` bool (a fixed landmark ``q`` maps to ``q + disp(q)`` = its moving landmark); ``frame``
+(the patch's order within its image pair, the temporal position of the GPEReg-Net chapter);
+``pair`` (which image pair); ``category`` (FIRE's S, P or A); ``fov_fixed`` / ``fov_moving``.
+The proxy adds the exact ``disp`` and more (:mod:`regkit.data.fire_proxy`). The returned data
+set says which source it is: ``dataset.source`` is ``"fire"`` or ``"proxy"``.
 
 Real FIRE (Hernandez-Matas et al. 2017)
 ---------------------------------------
-134 pairs of 2912x2912 fundus photographs in three categories (S: large overlap, P: small
-overlap, A: anatomical change), laid out as ``FIRE/Images/<C><NN>_1.jpg`` and ``_2.jpg``,
-``FIRE/Ground Truth/control_points_<C><NN>_1_2.txt`` (10 rows ``x1 y1 x2 y2`` in pixels of image 1
-and image 2) and ``FIRE/Masks/mask.png`` (the field of view). ``root`` may hold that layout or its
-``FIRE/`` folder directly. :func:`download_fire` fetches and extracts the archive on request.
+134 pairs of 2912x2912 fundus photographs in three categories (S: 71 pairs with large overlap,
+P: 49 with small overlap, A: 14 with anatomical change), laid out as ``FIRE/Images/<C><NN>_1.jpg``
+and ``_2.jpg``, ``FIRE/Ground Truth/control_points_<C><NN>_1_2.txt`` (10 rows ``x1 y1 x2 y2`` in
+pixels of image 1 and image 2) and ``FIRE/Masks/mask.png`` (the field of view). ``root`` may
+hold that layout, its ``FIRE/`` folder, or the archive ``FIRE.7z`` / ``FIRE.zip`` (extracted on
+first use, after its SHA-256 is checked against :data:`FIRE_SHA256`; while that is unknown,
+only with ``allow_unverified=True``). :func:`download_fire` fetches the archive on request.
+With ``root=None`` the folder named by the environment variable ``REGKIT_DATA_ROOT`` is used.
 
 How we cut FIRE-Reg-256 (the paper gives only "134 pairs, 256x256 patches, 8,018 / 978 / 973")
 -----------------------------------------------------------------------------------------------
@@ -26,39 +28,38 @@ Our choices, stated once here and in the book:
 
 1. Image 1 is *fixed*, image 2 is *moving*; both as green channel, downsampled by ``scale`` (0.5:
    1456 px, where a 256 patch is about a sixth of the field of view).
-2. ``prealign="affine"``: the least-squares affine from the 10 control points maps the fixed grid
-   into image 2, and image 2 is resampled on the fixed grid with it, so the patches are the
-   "highly overlapping, well-aligned pairs" the paper describes (its unregistered NCC is 0.762);
-   what is left to register is the residual: lens and eye-curvature distortion, control-point
-   noise, and the appearance change. ``prealign=None`` cuts image 2 where image 1 is cut.
-3. Patches are a grid of 256x256 windows with stride ``stride`` (112 px) centred on the image;
-   a window is kept when at least ``min_coverage`` (60%) of it lies inside both fields of view.
+2. Pre-alignment (the paper calls the pairs "highly overlapping, well-aligned"):
+   ``prealign="sift"`` (default) fits an affine to SIFT matches with RANSAC
+   (:mod:`regkit.classical.sift_ransac`) on the downsampled images inside their fields of view,
+   and resamples image 2 on the fixed grid with it. It does not look at the control points, so
+   the landmark error (TRE) stays an independent measurement. ``prealign="control_points"`` fits
+   the affine to the 10 control points instead; the TRE is then measured on the very points that
+   aligned the pair (``info["landmarks_aligned_the_pair"]`` says so). ``prealign=None`` cuts
+   image 2 where image 1 is cut.
+3. Patches are a grid of 256x256 windows with stride ``stride`` (104 px) centred on the image;
+   a window is kept when at least ``min_coverage`` (90%) of it lies inside both fields of view.
    ``frame`` is the window's raster order among the kept ones of its pair.
-4. Splits are by image pair (no pair in two splits): pairs are shuffled with ``seed`` and fill
-   test, then val, then train, each cut at the paper's size (973, 978, 8,018); the windows of the
-   pair that overflows a split are dropped, not moved. With 11x11 windows per pair there are
-   about 80 kept per pair, enough for 9,969; if a copy yields fewer, every split shrinks in
-   proportion and a warning says so. We could not run this on the real archive here, so the
-   number of kept windows is an estimate.
+4. Splits are by image pair (no pair, hence no photograph, in two splits): pairs are shuffled
+   with ``seed`` and fill test, then val, then train, each cut at the paper's size; the windows
+   of the pair that overflows a split are dropped, not moved. If a copy yields fewer windows
+   than the paper's 9,969, every split shrinks in proportion and a warning says so.
 5. Control points are moved into each window's pixel frame; a window holds the points of its
    pair that fall inside it (padded to 10 with ``landmarks_valid=False``).
 
-Offline proxy (``source="proxy"``, used by the tests and the built book)
------------------------------------------------------------------------
-Each proxy "image pair" is a 512x512 fundus scene: every ``real_every``-th (4th) pair the real
-photograph that scikit-image ships (randomly mirrored), the others a procedural fundus
-(:mod:`regkit.data.fundus`). The moving scene is the scene under a semi-rigid map, an affine
-(rotation, scale, shear, translation) composed with a small smooth diffeomorphism (scaling and
-squaring of a random velocity), then a global appearance shift
-(:mod:`regkit.data.appearance`). The 3x3 grid of 256x256 windows with stride 128 gives 9 frames
-per pair, in raster order; both images get white noise. Landmarks: 10 points drawn on the fixed
-window's vessels, carried to the moving window by the exact field. :data:`PROXY_PARAMS` was
-calibrated so that the unregistered test row matches the paper's Table 1 (see
-:mod:`regkit.data.calibration`).
+:func:`control_point_residuals` measures what an affine leaves of each pair's control points:
+the natural target of the proxy's residual geometry.
+
+Example
+-------
+>>> ds = fire_reg256("test", source="proxy", size=64, limit=2)
+>>> ds.source, tuple(ds[0]["moving"].shape)
+('proxy', (1, 64, 64))
 """
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -67,36 +68,30 @@ import numpy as np
 import torch
 
 from .. import spatial
-from . import appearance
+from ..files import atomic_write, sha256sum
 from .download import download, extract
-from .fundus import retina_photo, synth_fundus
+from .fire_proxy import PAPER_SPLITS, PROXY_PARAMS, fire_proxy
 from .mnist import DataNotFoundError
-from .pairs import PairDataset, item_seed, merge_params
+from .pairs import PairDataset, item_seed
 
-__all__ = ["fire_reg256", "fire_pairs", "download_fire", "build_fire_index", "PAPER_SPLITS", "PROXY_PARAMS",
-           "FIRE_URL", "FIRE_SHA256"]
-
-PAPER_SPLITS = {"train": 8018, "val": 978, "test": 973}
-"""FIRE-Reg-256 split sizes stated by the GPEReg-Net paper."""
+__all__ = ["fire_reg256", "fire_pairs", "download_fire", "prepare_fire", "build_fire_index",
+           "control_point_residuals", "PAPER_SPLITS", "PROXY_PARAMS", "FIRE_URL", "FIRE_SHA256", "DATA_ROOT_ENV"]
 
 FIRE_URL = "https://projects.ics.forth.gr/cvrl/fire/FIRE.7z"
 """Where FIRE's authors publish the archive (a 7z file; extracting it needs ``py7zr``).
 Not checked here: there was no network when this was written."""
 
 FIRE_SHA256 = None
-"""SHA-256 of ``FIRE.7z``: unknown to us (the archive could not be fetched offline). Pass the
-hash you trust to :func:`download_fire`, or ``sha256=None, allow_unverified=True`` knowingly."""
+"""SHA-256 of ``FIRE.7z``: unknown to us (the archive could not be fetched offline). Until it is
+recorded here, an archive is used only with ``allow_unverified=True``, and its digest is shown
+so that it can be recorded."""
 
-PROXY_PARAMS = {
-    "scene": 512, "patch": 256, "grid": 3,
-    "rotation": 6.0, "scale": 0.04, "shear": 2.0, "translation": 42.0,    # degrees, relative, degrees, px
-    "smooth_disp": 8.0, "smooth_control": 5,                              # px, control points per side
-    "gain": (0.9, 1.1), "bias": (-0.03, 0.03), "gamma": (0.85, 1.18),     # appearance of the moving image
-    "noise": 0.016, "brightness": 0.7, "real_every": 4, "landmarks": 10,
-}
-"""Parameters of the FIRE proxy (pixels of the 512 scene); calibrated, see :mod:`regkit.data.calibration`."""
+DATA_ROOT_ENV = "REGKIT_DATA_ROOT"
+"""Environment variable naming the data folder used when ``root=None``."""
 
+ARCHIVE_NAMES = ("FIRE.7z", "FIRE.zip")
 _SPLITS = ("train", "val", "test")
+_PREALIGN = ("sift", "control_points", None)
 
 
 def _check_split(split: str) -> str:
@@ -105,115 +100,66 @@ def _check_split(split: str) -> str:
     return split
 
 
-# ----------------------------------------------------------------------------------------------
-# Offline proxy
-# ----------------------------------------------------------------------------------------------
-
-_SCENES: OrderedDict = OrderedDict()
-
-
-def _proxy_scene(split: str, seed: int, pair: int, params: dict) -> dict:
-    key = (split, seed, pair, tuple(sorted((k, str(v)) for k, v in params.items())))
-    if key in _SCENES:
-        _SCENES.move_to_end(key)
-        return _SCENES[key]
-    p = params
-    g = torch.Generator().manual_seed(item_seed("fire_proxy_pair", split, seed, pair))
-    s = p["scene"]
-    if p["real_every"] and pair % p["real_every"] == 0:
-        base = retina_photo(s)
-        img, ves, fov = base["image"], base["vessels"], base["fov"]
-        if bool(torch.rand((), generator=g) < 0.5):
-            img, ves, fov = img.flip(-1), ves.flip(-1), fov.flip(-1)
-        source = "skimage_retina"
-    else:
-        base = synth_fundus(s, g)
-        img, ves, fov = base["image"], base["vessels"], base["fov"]
-        source = "procedural"
-    img = img * p["brightness"]
-    theta = spatial.random_affine(1, (s, s), rotation=p["rotation"], scale=p["scale"], shear=p["shear"],
-                                  translation=p["translation"], generator=g)
-    # the smooth part is integrated on a coarse grid (it is smooth) and upsampled; the affine part is exact
-    c = max(s // 4, 32)
-    v = spatial.random_smooth_disp(1, (c, c), max_disp=p["smooth_disp"] * (c - 1) / (s - 1),
-                                   control=p["smooth_control"], diffeomorphic=False, generator=g)
-    sm = spatial.resize_disp(spatial.integrate_velocity(v, 6), (s, s))
-    sm_inv = spatial.resize_disp(spatial.integrate_velocity(-v, 6), (s, s))
-    a, a_inv = spatial.affine_to_disp(theta, (s, s)), spatial.affine_to_disp(spatial.invert_affine(theta), (s, s))
-    u = spatial.compose(a, sm)              # fixed p -> moving  A(p + s(p))
-    d_moving = spatial.compose(sm_inv, a_inv)  # moving scene = scene pulled through the inverse map
-    moving = spatial.warp(img[None], d_moving)[0]
-    app = appearance.draw(p["gain"], p["bias"], p["gamma"], generator=g)
-    scene = {
-        "fixed": img, "moving": appearance.apply(moving, app), "disp": u[0],
-        "mask_fixed": ves, "mask_moving": spatial.warp_labels(ves[None].to(torch.uint8), d_moving)[0].bool(),
-        "fov_fixed": fov, "fov_moving": spatial.warp_labels(fov[None].to(torch.uint8), d_moving)[0].bool(),
-        "appearance": app, "source": source,
-    }
-    _SCENES[key] = scene
-    while len(_SCENES) > 8:
-        _SCENES.popitem(last=False)
-    return scene
-
-
-def _sample_landmarks(mask: torch.Tensor, fallback: torch.Tensor, k: int, margin: int, g) -> torch.Tensor:
-    """``k`` points (x, y) on ``mask`` (else ``fallback``, else anywhere) at least ``margin`` from the border."""
-    h, w = mask.shape[-2:]
-    inner = torch.zeros(h, w, dtype=torch.bool)
-    inner[margin:h - margin, margin:w - margin] = True
-    for cand in (mask[0] & inner, fallback[0] & inner, inner):
-        ys, xs = torch.nonzero(cand, as_tuple=True)
-        if len(ys) >= k:
-            break
-    pick = torch.randperm(len(ys), generator=g)[:k]
-    jitter = torch.rand(k, 2, generator=g) - 0.5
-    return torch.stack((xs[pick], ys[pick]), 1).float() + jitter
-
-
-def _proxy_dataset(split: str, seed: int, limit, params: dict | None, sizes: dict | None) -> PairDataset:
-    p = merge_params(PROXY_PARAMS, params)
-    n_sizes = dict(PAPER_SPLITS, **(sizes or {}))
-    ps, grid = p["patch"], p["grid"]
-    stride = (p["scene"] - ps) // max(grid - 1, 1)
-    frames = grid * grid
-
-    def make(index: int, g: torch.Generator) -> dict:
-        pair, frame = divmod(index, frames)
-        sc = _proxy_scene(split, seed, pair, p)
-        r, c = divmod(frame, grid)
-        win = (slice(None), slice(r * stride, r * stride + ps), slice(c * stride, c * stride + ps))
-        fixed = appearance.add_noise(sc["fixed"][win], p["noise"], g)
-        moving = appearance.add_noise(sc["moving"][win], p["noise"], g)
-        disp = sc["disp"][win].clone()
-        q = _sample_landmarks(sc["mask_fixed"][win], sc["fov_fixed"][win], p["landmarks"], 16, g)
-        m = q + spatial.sample_points(disp[None], q[None])[0]
-        return {
-            "moving": moving, "fixed": fixed, "disp": disp,
-            "landmarks_moving": m, "landmarks_fixed": q, "landmarks_valid": torch.ones(len(q), dtype=torch.bool),
-            "mask_moving": sc["mask_moving"][win].clone(), "mask_fixed": sc["mask_fixed"][win].clone(),
-            "fov_moving": sc["fov_moving"][win].clone(), "fov_fixed": sc["fov_fixed"][win].clone(),
-            "appearance": sc["appearance"].clone(), "frame": frame, "pair": pair, "category": "S",
-            "source": sc["source"],
-        }
-
-    info = {"dataset": "FIRE-Reg-256", "source": "proxy (procedural fundus + skimage retina)", "params": p,
-            "frames_per_pair": frames, "split_sizes": n_sizes}
-    return PairDataset("fire_reg256_proxy", split, n_sizes[split], make, seed=seed, limit=limit, info=info)
-
-
-# ----------------------------------------------------------------------------------------------
-# Real FIRE
-# ----------------------------------------------------------------------------------------------
+def _root(root):
+    if root is None:
+        root = os.environ.get(DATA_ROOT_ENV) or None
+    return None if root is None else Path(root)
 
 
 def _fire_dir(root) -> Path | None:
+    root = _root(root)
     if root is None:
         return None
-    root = Path(root)
     for cand in (root, root / "FIRE"):
         if (cand / "Images").is_dir() and (cand / "Ground Truth").is_dir():
             return cand
     return None
+
+
+def _archive(root) -> Path | None:
+    root = _root(root)
+    if root is None:
+        return None
+    for name in ARCHIVE_NAMES:
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def prepare_fire(root, *, allow_unverified: bool = False, sha256: str | None = FIRE_SHA256) -> Path:
+    """The FIRE folder under ``root``, extracting ``root/FIRE.7z`` (or ``FIRE.zip``) if needed.
+
+    The archive's SHA-256 is checked against ``sha256`` (default :data:`FIRE_SHA256`); while that
+    is ``None`` the archive is extracted only with ``allow_unverified=True``, and a warning shows
+    its digest so that it can be recorded. Returns the folder holding ``Images/``.
+    """
+    d = _fire_dir(root)
+    if d is not None:
+        return d
+    archive = _archive(root)
+    if archive is None:
+        raise DataNotFoundError(
+            f"no FIRE layout under {str(root)!r}: expected Images/ and 'Ground Truth/' (or FIRE/Images ...) or "
+            f"an archive named {' or '.join(ARCHIVE_NAMES)}. Get it with regkit.data.download_fire(root) "
+            "(needs the network and py7zr), or use source='proxy'."
+        )
+    digest = sha256sum(archive)
+    if sha256 is None:
+        if not allow_unverified:
+            raise ValueError(
+                f"{archive.name}: no SHA-256 is recorded for the FIRE archive (FIRE_SHA256 is None), so it cannot "
+                f"be verified; its digest is {digest}. Pass allow_unverified=True to use it anyway, or "
+                "sha256=<the digest you trust>"
+            )
+        warnings.warn(f"using {archive.name} without a recorded checksum; its SHA-256 is {digest} "
+                      "(record it in regkit.data.fire.FIRE_SHA256)", UserWarning, stacklevel=2)
+    elif digest != sha256.lower():
+        raise ValueError(f"checksum mismatch for {archive.name}: expected sha256 {sha256.lower()}, got {digest}")
+    extract(archive, archive.parent)
+    d = _fire_dir(archive.parent)
+    if d is None:
+        raise ValueError(f"{archive.name} did not contain the FIRE layout (Images/, 'Ground Truth/')")
+    return d
 
 
 def fire_pairs(root) -> list[dict]:
@@ -223,10 +169,10 @@ def fire_pairs(root) -> list[dict]:
     """
     d = _fire_dir(root)
     if d is None:
-        raise DataNotFoundError(
-            f"no FIRE layout under {root!r}: expected Images/ and 'Ground Truth/' (or FIRE/Images ...). "
-            "Get it with regkit.data.download_fire(root) (needs the network and py7zr), or use source='proxy'."
-        )
+        if _archive(root) is None:
+            prepare_fire(root)                      # raises the explanatory DataNotFoundError
+        raise DataNotFoundError(f"{str(root)!r} holds a FIRE archive that is not extracted yet: "
+                                "call regkit.data.fire.prepare_fire(root, allow_unverified=...) first")
     out = []
     for gt in sorted((d / "Ground Truth").glob("control_points_*_1_2.txt")):
         name = gt.name[len("control_points_"):-len("_1_2.txt")]
@@ -245,10 +191,14 @@ def fire_pairs(root) -> list[dict]:
     return out
 
 
-def download_fire(root, url: str = FIRE_URL, sha256: str | None = FIRE_SHA256, *, allow_unverified: bool = False) -> Path:
+def download_fire(root, url: str = FIRE_URL, sha256: str | None = FIRE_SHA256, *, allow_unverified: bool = False,
+                  overwrite: bool = False) -> Path:
     """Download the FIRE archive into ``root`` (SHA-256 checked, atomic) and extract it safely.
 
-    Only runs when called. ``sha256=None`` is refused unless ``allow_unverified=True``.
+    Only runs when called; a ``root`` that already holds the FIRE layout is returned as it is.
+    ``sha256=None`` (the default while :data:`FIRE_SHA256` is unknown) is refused unless
+    ``allow_unverified=True``; the digest of what was downloaded is then shown in a warning.
+    ``overwrite=True`` lets the extraction replace existing entries of the same name in ``root``.
     Returns the folder holding ``Images/``.
     """
     if sha256 is None and not allow_unverified:
@@ -257,13 +207,44 @@ def download_fire(root, url: str = FIRE_URL, sha256: str | None = FIRE_SHA256, *
             "allow_unverified=True to download without a check"
         )
     root = Path(root)
+    d = _fire_dir(root)
+    if d is not None and not overwrite:
+        return d
     name = Path(url.split("?")[0]).name or "FIRE.archive"
     archive = download(url, root / name, sha256)
-    extract(archive, root)
+    if sha256 is None:
+        warnings.warn(f"downloaded {name} without a checksum; its SHA-256 is {sha256sum(archive)} "
+                      "(record it in regkit.data.fire.FIRE_SHA256)", UserWarning, stacklevel=2)
+    extract(archive, root, overwrite=overwrite)
     d = _fire_dir(root)
     if d is None:
         raise ValueError(f"{name} did not contain the FIRE layout (Images/, 'Ground Truth/')")
     return d
+
+
+def control_point_residuals(root, scale: float = 0.5) -> list[dict]:
+    """What a least-squares affine leaves of each pair's control points, in pixels at ``scale``.
+
+    For each pair: ``name``, ``category``, ``rms`` and ``max`` of the residuals of all points
+    (in-sample), and ``loo`` the mean leave-one-out residual (each point predicted by the affine
+    of the other points), which does not flatter a 6-parameter fit to 10 points. This is the
+    geometry that an affine pre-alignment leaves, the target of the proxy's residual field.
+    """
+    out = []
+    for rec in fire_pairs(root):
+        q = torch.from_numpy(rec["points"][:, :2] * scale)
+        m = torch.from_numpy(rec["points"][:, 2:] * scale)
+        theta = spatial.fit_affine(q, m)
+        res = (q @ theta[:, :2].T + theta[:, 2] - m).norm(dim=1)
+        loo = []
+        for j in range(len(q)):
+            keep = torch.arange(len(q)) != j
+            if int(keep.sum()) >= 3:
+                t = spatial.fit_affine(q[keep], m[keep])
+                loo.append(float((q[j] @ t[:, :2].T + t[:, 2] - m[j]).norm()))
+        out.append({"name": rec["name"], "category": rec["category"], "rms": float(res.pow(2).mean().sqrt()),
+                    "max": float(res.max()), "loo": float(np.mean(loo)) if loo else float("nan")})
+    return out
 
 
 def _read_green(path: Path, scale: float) -> torch.Tensor:
@@ -292,39 +273,82 @@ def _fov(d: Path, img: torch.Tensor) -> torch.Tensor:
     return img > 0.04
 
 
-def _load_pair(d: Path, rec: dict, scale: float, prealign):
+def _sift_affine(fixed, moving, fov_f, fov_m, name: str) -> tuple[torch.Tensor, int]:
+    """Affine fixed -> image 2 from SIFT + RANSAC on the images inside their fields of view."""
+    try:
+        from ..classical.sift_ransac import sift_ransac
+    except ImportError as err:  # pragma: no cover - needs OpenCV missing
+        raise ImportError(f"prealign='sift' needs OpenCV ({err}); install opencv-python-headless or pass "
+                          "prealign='control_points'") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = sift_ransac(moving * fov_m, fixed * fov_f, n_features=4000, seed=0)
+    ok = bool(res.extras["ok"][0])
+    if not ok:
+        warnings.warn(f"FIRE pair {name}: SIFT + RANSAC found no affine; the pair is left unaligned",
+                      RuntimeWarning, stacklevel=3)
+    return res.params[0].float(), int(res.extras["n_inliers"][0]), ok
+
+
+def _load_pair(d: Path, rec: dict, scale: float, prealign, theta=None):
+    """Fixed, pre-aligned moving, FOV masks, control points; and the affine used (or None)."""
     fixed, moving = _read_green(rec["fixed"], scale), _read_green(rec["moving"], scale)
     if fixed.shape != moving.shape:
         raise ValueError(f"FIRE pair {rec['name']}: images differ in size")
     fov_f = _fov(d, fixed)
     fov_m = _fov(d, moving)
     q, m = rec["points"][:, :2] * scale, rec["points"][:, 2:] * scale
-    if prealign == "affine":
-        theta = spatial.fit_affine(torch.from_numpy(q), torch.from_numpy(m))[None].float()  # fixed -> image 2
-        disp = spatial.affine_to_disp(theta, fixed.shape[-2:])
+    info = {"inliers": None, "ok": True}
+    if prealign is not None:
+        if theta is None:
+            if prealign == "control_points":
+                theta = spatial.fit_affine(torch.from_numpy(q), torch.from_numpy(m)).float()
+            else:
+                theta, info["inliers"], info["ok"] = _sift_affine(fixed, moving, fov_f.float(), fov_m.float(), rec["name"])
+        disp = spatial.affine_to_disp(theta[None], fixed.shape[-2:])
         moving = spatial.warp(moving, disp)
         fov_m = spatial.warp_labels(fov_m.to(torch.uint8), disp).bool()
-        inv = spatial.invert_affine(theta)[0].double().numpy()
+        inv = spatial.invert_affine(theta[None])[0].double().numpy()
         m = m @ inv[:, :2].T + inv[:, 2]                               # moving points on the resampled image
-    elif prealign is not None:
-        raise ValueError(f"prealign must be 'affine' or None, got {prealign!r}")
-    return fixed[0], moving[0], fov_f[0], fov_m[0], q, m
+    info["theta"] = None if theta is None else theta.tolist()
+    return fixed[0], moving[0], fov_f[0], fov_m[0], q, m, info
 
 
 _INDEX_CACHE: dict = {}
+_ALIGN_FILE = "regkit_fire_prealign.json"
 
 
-def build_fire_index(root, *, scale: float = 0.5, stride: int = 112, patch: int = 256, min_coverage: float = 0.6,
-                     prealign="affine", seed: int = 0, sizes: dict | None = None) -> dict:
-    """Cut the FIRE-Reg-256 windows and split them (see the module docstring); returns ``{split: [records]}``."""
-    key = (str(Path(root).resolve()), scale, stride, patch, min_coverage, prealign, seed, str(sizes))
-    if key in _INDEX_CACHE:
-        return _INDEX_CACHE[key]
+def _align_cache(d: Path) -> dict:
+    path = d / _ALIGN_FILE
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def build_fire_index(root, *, scale: float = 0.5, stride: int = 104, patch: int = 256, min_coverage: float = 0.9,
+                     prealign="sift", seed: int = 0, sizes: dict | None = None) -> dict:
+    """Cut the FIRE-Reg-256 windows and split them (see the module docstring).
+
+    Returns ``{split: [records], "align": {pair: {"theta", "inliers"}}}``. The pre-alignment
+    affines are computed once and kept in ``regkit_fire_prealign.json`` in the FIRE folder.
+    """
+    if prealign not in _PREALIGN:
+        raise ValueError(f"prealign must be one of {_PREALIGN}, got {prealign!r}")
     d = _fire_dir(root)
     pairs = fire_pairs(root)
-    per_pair = []
+    key = (str(d.resolve()), scale, stride, patch, min_coverage, prealign, seed, str(sizes))
+    if key in _INDEX_CACHE:
+        return _INDEX_CACHE[key]
+    cache = _align_cache(d)
+    ckey = f"{prealign}@{scale}"
+    stored = cache.get(ckey, {})
+    align, per_pair = {}, []
     for rec in pairs:
-        fixed, _moving, fov_f, fov_m, q, m = _load_pair(d, rec, scale, prealign)
+        theta = stored.get(rec["name"], {}).get("theta")
+        theta = None if theta is None else torch.tensor(theta, dtype=torch.float32)
+        fixed, _moving, fov_f, fov_m, _q, _m, info = _load_pair(d, rec, scale, prealign, theta)
+        align[rec["name"]] = stored.get(rec["name"], info) if theta is not None else info
         h, w = fixed.shape[-2:]
         both = (fov_f & fov_m)[0].float()
         wins = []
@@ -337,6 +361,12 @@ def build_fire_index(root, *, scale: float = 0.5, stride: int = 112, patch: int 
                     wins.append((y0, x0))
         per_pair.append([{"pair": rec["name"], "category": rec["category"], "y0": y0, "x0": x0, "frame": f}
                          for f, (y0, x0) in enumerate(wins)])
+    if prealign is not None and stored != align:
+        try:
+            with atomic_write(d / _ALIGN_FILE, "w", suffix=".json") as f:
+                json.dump(dict(cache, **{ckey: align}), f)
+        except OSError:  # a read-only data folder: recompute next time
+            pass
     want = dict(PAPER_SPLITS, **(sizes or {}))
     total = sum(len(p) for p in per_pair)
     if total < sum(want.values()):
@@ -354,59 +384,81 @@ def build_fire_index(root, *, scale: float = 0.5, stride: int = 112, patch: int 
         if current is None:
             break
         out[current].extend(per_pair[j][: want[current] - len(out[current])])
+    out["align"] = align
     _INDEX_CACHE[key] = out
     return out
 
 
-def _fire_dataset(split, seed, limit, root, scale, stride, prealign, sizes) -> PairDataset:
+def _fire_dataset(split, seed, limit, root, scale, stride, prealign, sizes, size, min_coverage, device) -> PairDataset:
     d = _fire_dir(root)
-    index = build_fire_index(root, scale=scale, stride=stride, prealign=prealign, seed=seed, sizes=sizes)[split]
+    full = build_fire_index(root, scale=scale, stride=stride, prealign=prealign, seed=seed, sizes=sizes,
+                            min_coverage=min_coverage)
+    index = full[split]
     recs = {r["name"]: r for r in fire_pairs(root)}
     cache: OrderedDict = OrderedDict()
     k_max = max(len(r["points"]) for r in recs.values())
+    ps = 256
+    f = (size - 1) / (ps - 1)
+    dev = torch.device(device) if device is not None else torch.device("cpu")
 
     def make(index_: int, g: torch.Generator) -> dict:
         w = index[index_]
         if w["pair"] not in cache:
-            cache[w["pair"]] = _load_pair(d, recs[w["pair"]], scale, prealign)
+            theta = full["align"].get(w["pair"], {}).get("theta")
+            theta = None if theta is None else torch.tensor(theta, dtype=torch.float32)
+            cache[w["pair"]] = _load_pair(d, recs[w["pair"]], scale, prealign, theta)
             while len(cache) > 2:
                 cache.popitem(last=False)
-        fixed, moving, fov_f, fov_m, q, m = cache[w["pair"]]
-        y0, x0, ps = w["y0"], w["x0"], 256
+        fixed, moving, fov_f, fov_m, q, m, _info = cache[w["pair"]]
+        y0, x0 = w["y0"], w["x0"]
         off = np.array([x0, y0], dtype=np.float64)
         qi, mi = q - off, m - off
         inside = (qi >= 0).all(1) & (qi[:, 0] <= ps - 1) & (qi[:, 1] <= ps - 1)
         lf, lm = torch.zeros(k_max, 2), torch.zeros(k_max, 2)
         n_in = int(inside.sum())
-        lf[:n_in] = torch.from_numpy(qi[inside]).float()
-        lm[:n_in] = torch.from_numpy(mi[inside]).float()
+        lf[:n_in] = torch.from_numpy(qi[inside] * f).float()
+        lm[:n_in] = torch.from_numpy(mi[inside] * f).float()
         valid = torch.arange(k_max) < n_in
         win = (slice(None), slice(y0, y0 + ps), slice(x0, x0 + ps))
-        return {
-            "moving": moving[win].clone(), "fixed": fixed[win].clone(),
+        mov, fix = moving[win][None], fixed[win][None]
+        fm, ff = fov_m[win][None], fov_f[win][None]
+        if size != ps:
+            mov = spatial.resize_image(mov, (size, size), antialias=size < ps)
+            fix = spatial.resize_image(fix, (size, size), antialias=size < ps)
+            fm = spatial.resize_image(fm.float(), (size, size), mode="nearest") > 0.5
+            ff = spatial.resize_image(ff.float(), (size, size), mode="nearest") > 0.5
+        item = {
+            "moving": mov[0].clamp(0, 1), "fixed": fix[0].clamp(0, 1),
             "landmarks_moving": lm, "landmarks_fixed": lf, "landmarks_valid": valid,
-            "fov_moving": fov_m[win].clone(), "fov_fixed": fov_f[win].clone(),
+            "fov_moving": fm[0].clone(), "fov_fixed": ff[0].clone(),
             "frame": w["frame"], "pair": w["pair"], "category": w["category"], "source": "FIRE",
         }
+        return {k: (v.to(dev) if isinstance(v, torch.Tensor) else v) for k, v in item.items()}
 
-    info = {"dataset": "FIRE-Reg-256", "source": "FIRE (real)", "scale": scale, "stride": stride,
-            "prealign": prealign, "split_sizes": {s: len(v) for s, v in build_fire_index(
-                root, scale=scale, stride=stride, prealign=prealign, seed=seed, sizes=sizes).items()}}
+    cats = {c: sum(1 for r in recs.values() if r["category"] == c) for c in "SPA"}
+    info = {"dataset": "FIRE-Reg-256", "source": "fire", "description": "FIRE (real photographs)",
+            "root": str(d), "scale": scale, "stride": stride, "size": size, "min_coverage": min_coverage,
+            "prealign": prealign, "landmarks_aligned_the_pair": prealign == "control_points",
+            "prealign_failed": sorted(k for k, v in full["align"].items() if not v.get("ok", True)),
+            "split_sizes": {s: len(full[s]) for s in _SPLITS}, "categories": cats}
     return PairDataset("fire_reg256", split, len(index), make, seed=seed, limit=limit, info=info)
 
 
 def fire_reg256(split: str, source: str = "auto", root=None, seed: int = 0, *, limit: int | None = None,
-                params: dict | None = None, sizes: dict | None = None, scale: float = 0.5, stride: int = 112,
-                prealign="affine") -> PairDataset:
+                params: dict | None = None, sizes: dict | None = None, size: int = 256, device=None,
+                scale: float = 0.5, stride: int = 104, prealign="sift", min_coverage: float = 0.9,
+                allow_unverified: bool = False) -> PairDataset:
     """FIRE-Reg-256 patch pairs (see the module docstring).
 
     Parameters
     ----------
     split : {"train", "val", "test"}
     source : {"auto", "fire", "proxy"}
-        ``"auto"`` uses the real FIRE under ``root`` when it is there, else the proxy.
+        ``"auto"`` uses the real FIRE under ``root`` when it is there (extracted, or as an
+        archive), else the proxy. The result's ``source`` attribute says which it is.
     root : path, optional
-        Folder holding FIRE's layout (``Images/``, ``Ground Truth/``) or a ``FIRE/`` folder.
+        Folder holding FIRE's layout (``Images/``, ``Ground Truth/``), a ``FIRE/`` folder, or
+        ``FIRE.7z``; default: the environment variable ``REGKIT_DATA_ROOT``.
     seed : int
         Same seed, same data (for the real set: the pair-level split).
     limit : int, optional
@@ -415,16 +467,27 @@ def fire_reg256(split: str, source: str = "auto", root=None, seed: int = 0, *, l
         Overrides of :data:`PROXY_PARAMS` (proxy only).
     sizes : dict, optional
         Split sizes other than the paper's (e.g. for a small copy of FIRE).
-    scale, stride, prealign
+    size : int
+        Patch side of the items (the 256 windows are resized for the real set; the proxy is made
+        at that size).
+    device : torch.device or str, optional
+        Where items are made (proxy) and returned.
+    scale, stride, prealign, min_coverage
         How the real images are cut (see the module docstring).
+    allow_unverified : bool
+        Extract a FIRE archive found under ``root`` although no SHA-256 is recorded for it.
     """
     _check_split(split)
     if source not in ("auto", "fire", "proxy"):
         raise ValueError(f"source must be 'auto', 'fire' or 'proxy', got {source!r}")
-    if source == "fire" or (source == "auto" and _fire_dir(root) is not None):
+    if prealign not in _PREALIGN:
+        raise ValueError(f"prealign must be one of {_PREALIGN}, got {prealign!r}")
+    real = source == "fire" or (source == "auto" and (_fire_dir(root) is not None or _archive(root) is not None))
+    if real:
         if params:
             raise ValueError("params applies to the proxy only")
-        if _fire_dir(root) is None:
-            fire_pairs(root)  # raises the explanatory DataNotFoundError
-        return _fire_dataset(split, seed, limit, root, scale, stride, prealign, sizes)
-    return _proxy_dataset(split, seed, limit, params, sizes)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+            raise ValueError(f"size must be an integer of at least 8, got {size!r}")
+        prepare_fire(_root(root), allow_unverified=allow_unverified)
+        return _fire_dataset(split, seed, limit, root, scale, stride, prealign, sizes, size, min_coverage, device)
+    return fire_proxy(split, seed, limit=limit, params=params, sizes=sizes, size=size, device=device)

@@ -13,6 +13,13 @@ Convention
 - :func:`retina_photo` is ``skimage.data.retina()`` (a real colour fundus photograph, 1411 px),
   as its green channel resized to ``size`` with a field-of-view mask and a vessel mask from a
   Sato ridge filter; cached.
+- The pieces of the FIRE proxy's zoomed-in scenes (:mod:`regkit.data.fire_proxy`), which see a
+  part of a large virtual fundus: :func:`vessel_tree` draws a whole vessel tree as centre-line
+  points (NumPy, from a ``torch.Generator``), :func:`vessel_points` keeps and densifies the
+  points that fall into one window, :func:`render_vessels` rasterises many windows at once on
+  any device (splat per calibre class, then one Gaussian blur per class, wide classes on a
+  coarser grid), and :func:`smooth_field` evaluates cubic B-spline control grids (smooth
+  backgrounds, illumination). Vessel widths are full widths at half maximum in pixels.
 
 Example
 -------
@@ -32,8 +39,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import spatial
+from ..filters import gaussian_blur
 
-__all__ = ["synth_fundus", "retina_photo", "smooth_noise"]
+__all__ = ["synth_fundus", "retina_photo", "smooth_noise", "vessel_tree", "vessel_points", "render_vessels",
+           "smooth_field"]
 
 
 def _u(g, lo=0.0, hi=1.0) -> float:
@@ -199,3 +208,195 @@ def retina_photo(size: int = 512) -> dict:
         raise ValueError(f"size must be an integer of at least 64, got {size!r}")
     img, ves, fov = _retina_cached(size)
     return {"image": img, "vessels": ves, "fov": fov}
+
+
+# ----------------------------------------------------------------------------------------------
+# Zoomed-in scenes of a large virtual fundus (the FIRE proxy)
+# ----------------------------------------------------------------------------------------------
+
+
+def vessel_tree(radius: float, disc, side: float, calibre: float, generator, *, depth: int = 3,
+                max_paths: int = 120, step: float = 2.0, min_width: float = 1.0,
+                branch_spacing=(0.1, 0.2)) -> np.ndarray:
+    """Centre lines of a vessel tree in a circular field of view, as points ``(n, 4)``.
+
+    Columns: x, y (pixels, the field of view centred at the origin with radius ``radius``),
+    full width at half maximum (pixels) and the index of the polyline the point belongs to.
+    Points along a polyline are ``step`` pixels apart. Four arcades leave the disc at ``disc``
+    (two wrap round the macula, which lies on the ``-side`` of the disc along x, two go the
+    other way) and branch up to ``depth`` times, each branch narrower; a vessel ends at the rim or
+    below ``min_width``; a vessel branches every ``branch_spacing`` (a range, in units of the FOV
+    diameter) of its length. The polylines of one branching level are drawn together (one random
+    walk per row of an array). Same generator state, same tree.
+
+    >>> t = vessel_tree(300.0, (120.0, 0.0), 1.0, 9.0, torch.Generator().manual_seed(0))
+    >>> t.shape[1], bool((np.hypot(t[:, 0], t[:, 1]) <= 300).all())
+    (4, True)
+    """
+    from scipy.signal import lfilter
+
+    g = generator
+    size = 2.08 * radius                      # the image side the arcade curvature was tuned on
+    k = 1.0 / (0.33 * size)
+    to_mac = math.pi if side > 0 else 0.0
+    away = 0.0 if side > 0 else math.pi
+    roots = np.array([(to_mac - side * 1.45, side * k, 1.0), (to_mac + side * 1.45, -side * k, 1.0),
+                      (away - side * 0.8, -side * 0.3 * k, 0.75), (away + side * 0.8, side * 0.3 * k, 0.75)])
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g, dtype=torch.float64).numpy()
+
+    r4 = rand(3, 4)
+    # rows: x0, y0, heading, width, bend
+    level = np.stack((np.full(4, float(disc[0])), np.full(4, float(disc[1])), roots[:, 0] + (r4[0] * 0.4 - 0.2),
+                      calibre * roots[:, 2] * (0.85 + 0.3 * r4[1]), roots[:, 1] * (0.7 + 0.6 * r4[2])), 1)
+    n = int(1.2 * size / step)
+    t = np.arange(n, dtype=np.float64) * step
+    a = math.exp(-step / 12.0)
+    curve = (1 - 0.993**t) / (1 - 0.993)
+    decay = (1 - 1.2 / size) ** t
+    paths, count = [], 0
+    for d in range(depth + 1):
+        if len(level) == 0 or count >= max_paths:
+            break
+        level = level[: max_paths - count]
+        m = len(level)
+        noise = torch.randn(m, n, generator=g, dtype=torch.float64).numpy()
+        wander = lfilter([1 - a], [1, -a], noise, axis=1) * 0.05 * math.sqrt(step)
+        ang = level[:, 2:3] + level[:, 4:5] * curve + np.cumsum(wander, 1)
+        x = level[:, 0:1] + np.cumsum(np.cos(ang), 1) * step
+        y = level[:, 1:2] + np.cumsum(np.sin(ang), 1) * step
+        w = level[:, 3:4] * decay
+        out = (x * x + y * y > (0.985 * radius) ** 2) | (w < min_width)
+        stop = np.where(out.any(1), out.argmax(1), n)
+        children = []
+        for i in range(m):
+            s_ = int(stop[i])
+            if s_ < 3:
+                continue
+            paths.append(np.stack((x[i, :s_], y[i, :s_], w[i, :s_], np.full(s_, float(count))), 1))
+            count += 1
+            if d == depth:
+                continue
+            nb = int(s_ * step / ((branch_spacing[0] + (branch_spacing[1] - branch_spacing[0]) * rand(1)[0]) * size))
+            if nb == 0:
+                continue
+            r = rand(5, nb)
+            j = (0.05 + 0.9 * r[0]) * (s_ - 1)
+            j = j.astype(int)
+            cw = w[i, j] * (0.5 + 0.3 * r[1])
+            turn = (0.45 + 0.55 * r[2]) * np.where(r[3] < 0.5, 1.0, -1.0)
+            keep = cw >= min_width
+            children.append(np.stack((x[i, j], y[i, j], ang[i, j] + turn, cw, (r[4] - 0.5) * k), 1)[keep])
+        level = np.concatenate(children) if children else np.zeros((0, 5))
+    return np.concatenate(paths) if paths else np.zeros((0, 4))
+
+
+def vessel_points(tree: np.ndarray, origin, size: int, spacing: float = 0.5) -> np.ndarray:
+    """The tree's centre-line points near one square window, densified: ``(n, 4)`` x, y, width, weight.
+
+    ``origin`` is the window's top-left pixel in the tree's coordinates; returned x, y are pixels
+    of the window (``0 .. size - 1``). Consecutive points of a polyline are joined by points
+    ``spacing`` apart at most; ``weight`` is the line length each point stands for, so that a
+    rasterised line has unit density per pixel.
+    """
+    if len(tree) < 2:
+        return np.zeros((0, 4))
+    x, y = tree[:, 0] - origin[0], tree[:, 1] - origin[1]
+    pad = 3.0 * tree[:, 2] + 4.0
+    near = (x > -pad) & (x < size - 1 + pad) & (y > -pad) & (y < size - 1 + pad)
+    seg = np.nonzero(near[:-1] & near[1:] & (tree[:-1, 3] == tree[1:, 3]))[0]
+    if len(seg) == 0:
+        return np.zeros((0, 4))
+    dx, dy = x[seg + 1] - x[seg], y[seg + 1] - y[seg]
+    length = np.hypot(dx, dy)
+    k = max(1, int(np.ceil(length.max() / spacing)))
+    f = (np.arange(k) / k)[None]
+    px = x[seg, None] + f * dx[:, None]
+    py = y[seg, None] + f * dy[:, None]
+    pw = tree[seg, 2, None] + f * (tree[seg + 1, 2] - tree[seg, 2])[:, None]
+    wt = np.broadcast_to((length / k)[:, None], px.shape)
+    return np.stack((px.ravel(), py.ravel(), pw.ravel(), wt.ravel()), 1)
+
+
+_CLASS_EDGES = (0.0, 1.4, 2.0, 2.8, 4.0, 5.6, 8.0, 11.3, 16.0, 22.6, math.inf)
+
+
+def render_vessels(points: list, size: int, strength, device=None) -> torch.Tensor:
+    """Rasterise vessel centre lines of ``B`` windows at once: profiles ``B,1,size,size`` in [0, 1].
+
+    Parameters
+    ----------
+    points : list of ``B`` arrays ``(n, 4)``
+        x, y (pixels of the window), width (FWHM, pixels), weight, as :func:`vessel_points` gives.
+    size : int
+        Window side in pixels.
+    strength : callable or float
+        Peak darkening of a vessel as a function of its width array (NumPy), or a constant.
+    device : torch.device, optional
+
+    Each point is splatted bilinearly into the channel of its calibre class; every class is
+    blurred by a Gaussian of that class's width (full width at half maximum = 2.355 sigma), wide
+    classes on a grid two or four times coarser and then upsampled; classes combine by their
+    maximum, so a vessel's cross-section is a Gaussian whose peak is its ``strength``.
+
+    >>> pts = np.array([[x, 16.0, 4.0, 0.5] for x in np.arange(0, 32, 0.5)])
+    >>> prof = render_vessels([pts], 32, 0.8)
+    >>> round(float(prof[0, 0, 16, 16]), 2), float(prof[0, 0, 2, 16]) < 0.01
+    (0.8, True)
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    b = len(points)
+    edges = np.asarray(_CLASS_EDGES)
+    prof = torch.zeros(b, 1, size, size, device=device)
+    allp = [np.asarray(p, dtype=np.float64).reshape(-1, 4) for p in points]
+    cls = [np.clip(np.searchsorted(edges, p[:, 2], side="right") - 1, 0, len(edges) - 2) for p in allp]
+    for c in range(len(edges) - 1):
+        lo, hi = edges[c], edges[c + 1]
+        fwhm = math.sqrt(max(lo, 1.0) * hi) if math.isfinite(hi) else lo * 1.2
+        sigma = fwhm / 2.355
+        f = 1 if sigma < 3.0 else (2 if sigma < 6.0 else (4 if sigma < 12.0 else 8))
+        n = (size - 1) // f + 1
+        xs, ys, ws, bs = [], [], [], []
+        for j, (p, cj) in enumerate(zip(allp, cls)):
+            sel = p[cj == c]
+            if len(sel):
+                s_ = strength(sel[:, 2]) if callable(strength) else np.full(len(sel), float(strength))
+                xs.append(sel[:, 0] * (n - 1) / (size - 1))
+                ys.append(sel[:, 1] * (n - 1) / (size - 1))
+                ws.append(sel[:, 3] * s_ * (n - 1) / (size - 1))
+                bs.append(np.full(len(sel), j))
+        if not xs:
+            continue
+        x = torch.from_numpy(np.concatenate(xs)).float().to(device)
+        y = torch.from_numpy(np.concatenate(ys)).float().to(device)
+        w = torch.from_numpy(np.concatenate(ws)).float().to(device)
+        bi = torch.from_numpy(np.concatenate(bs)).long().to(device)
+        x0, y0 = x.floor(), y.floor()
+        fx, fy = x - x0, y - y0
+        grid = torch.zeros(b * n * n, device=device)
+        for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+            xi, yi = x0.long() + dx, y0.long() + dy
+            ok = (xi >= 0) & (xi < n) & (yi >= 0) & (yi < n)
+            grid.index_add_(0, (bi * n * n + yi * n + xi)[ok], (w * wgt)[ok])
+        s_c = sigma / f
+        line = gaussian_blur(grid.view(b, 1, n, n), s_c) * (math.sqrt(2 * math.pi) * s_c)
+        if f > 1:
+            line = spatial.resize_image(line, (size, size))
+        prof = torch.maximum(prof, line.clamp(max=1.0))
+    return prof
+
+
+def smooth_field(control: torch.Tensor, size) -> torch.Tensor:
+    """A smooth field ``B,C,H,W`` from cubic B-spline control values ``B,C,ny,nx`` (each at least 4).
+
+    The control grid spans the image with one extra ring outside (:func:`regkit.spatial.bspline_basis`),
+    so the field has no border effects; a constant grid gives that constant.
+
+    >>> smooth_field(torch.full((1, 1, 4, 4), 0.3), (8, 8)).sub(0.3).abs().max().item() < 1e-6
+    True
+    """
+    h, w = size
+    by = spatial.bspline_basis(h, control.shape[-2], control.device)
+    bx = spatial.bspline_basis(w, control.shape[-1], control.device)
+    return torch.einsum("hj,bcjk,wk->bchw", by, control.float(), bx)

@@ -12,6 +12,11 @@ Convention
   nothing is materialised until it is read.
 - :func:`collate_pairs` stacks tensors to ``N,1,H,W`` / ``N,2,H,W`` / ``N,K,2`` and keeps other
   values as lists (ints become a ``long`` tensor).
+- A set that can make many items at once (``make_batch(indices, device)``, e.g. the FIRE proxy on
+  a GPU) does so in :meth:`PairDataset.batch`; :meth:`PairDataset.materialize` makes a whole
+  split once and holds it as tensors (:class:`TensorPairs`), for runs that read it many times.
+- ``dataset.source`` says where the pairs come from (e.g. ``"proxy"`` or ``"fire"``), for the
+  results files.
 
 Example
 -------
@@ -32,7 +37,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["PairDataset", "collate_pairs", "item_seed", "check_item", "merge_params"]
+__all__ = ["PairDataset", "TensorPairs", "collate_pairs", "item_seed", "check_item", "merge_params"]
 
 
 def item_seed(*keys) -> int:
@@ -92,10 +97,14 @@ class PairDataset(Dataset):
         Keep only the first ``limit`` items (a small run; items keep their full-set identity).
     info : dict, optional
         Facts about the set (source, sizes, parameters) shown by ``repr`` and the book.
+    make_batch : callable, optional
+        ``make_batch(indices, device)`` returns the items ``indices`` (full-set indices) as one
+        batch dict, equal to :func:`collate_pairs` of the single items up to float rounding.
     """
 
     def __init__(self, name: str, split: str, length: int, make: Callable, *, seed: int = 0,
-                 limit: int | None = None, indices: Sequence[int] | None = None, info: dict | None = None):
+                 limit: int | None = None, indices: Sequence[int] | None = None, info: dict | None = None,
+                 make_batch: Callable | None = None):
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
@@ -109,6 +118,12 @@ class PairDataset(Dataset):
             idx = idx[:limit]
         self.indices = idx
         self.info = dict(info or {})
+        self.make_batch = make_batch
+
+    @property
+    def source(self) -> str | None:
+        """Where the pairs come from (``info["source"]``), e.g. ``"proxy"``, ``"fire"``, ``"mnist"``."""
+        return self.info.get("source")
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -129,10 +144,165 @@ class PairDataset(Dataset):
         """The first ``n`` items (an int) or the items at the given positions (a sequence)."""
         idx = self.indices[:n] if isinstance(n, int) else [self.indices[j] for j in n]
         return PairDataset(self.name, self.split, self.full_length, self.make, seed=self.seed,
-                           indices=idx, info=self.info)
+                           indices=idx, info=self.info, make_batch=self.make_batch)
+
+    def batch(self, positions, device=None) -> dict:
+        """The items at ``positions`` (positions in this set, like ``self[i]``) as one batch dict.
+
+        Uses ``make_batch`` when the set has one (many items made at once, on ``device``), else
+        reads the items and :func:`collate_pairs` them; tensors end up on ``device`` if given.
+        """
+        positions = [int(i) for i in positions]
+        n = len(self.indices)
+        for i in positions:
+            if not -n <= i < n:
+                raise IndexError(f"position {i} out of range for {self.name}/{self.split} with {n} items")
+        if not positions:
+            raise ValueError("positions must name at least one item")
+        if self.make_batch is not None:
+            return self.make_batch([self.indices[i] for i in positions], device)
+        out = collate_pairs([self[i] for i in positions])
+        if device is not None:
+            out = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
+        return out
+
+    def materialize(self, device=None, *, batch: int = 144, keys: Sequence[str] | None = None,
+                    progress: bool | None = None) -> TensorPairs:
+        """Make every item once and hold them as tensors on ``device`` (a :class:`TensorPairs`).
+
+        Parameters
+        ----------
+        device : torch.device or str, optional
+            Where items are made (if the set can) and kept.
+        batch : int
+            Items made per call of :meth:`batch`.
+        keys : sequence of str, optional
+            Keep only these keys (e.g. ``("moving", "fixed", "frame", "pair")`` for training).
+        progress : bool, optional
+            Show a progress bar (default: for more than 20 batches).
+        """
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        n = len(self)
+        if n == 0:
+            raise ValueError(f"{self.name}/{self.split} has no items to materialize")
+        starts = range(0, n, batch)
+        if progress is None:
+            progress = len(starts) > 20
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=f"{self.name}/{self.split}", leave=False)
+        parts = []
+        for s0 in starts:
+            b = self.batch(range(s0, min(s0 + batch, n)), device)
+            if keys is not None:
+                missing = set(keys) - set(b)
+                if missing:
+                    raise ValueError(f"keys {sorted(missing)} are not in the items; they have {sorted(b)}")
+                b = {k: b[k] for k in keys}
+            parts.append(b)
+        data = {}
+        for k in parts[0]:
+            vals = [p[k] for p in parts]
+            if all(isinstance(v, torch.Tensor) for v in vals) and len({tuple(v.shape[1:]) for v in vals}) == 1:
+                data[k] = torch.cat(vals)
+            else:
+                data[k] = [x for v in vals for x in (v.unbind(0) if isinstance(v, torch.Tensor) else v)]
+        return TensorPairs(data, name=self.name, split=self.split, seed=self.seed,
+                           info=dict(self.info, materialized=True))
 
     def __repr__(self) -> str:
         return f"PairDataset({self.name!r}, split={self.split!r}, items={len(self)}/{self.full_length}, seed={self.seed})"
+
+
+class TensorPairs(Dataset):
+    """A materialised split: each key a tensor ``N, ...`` (or a list of ``N`` values) on one device.
+
+    Items and batches are views of the stored tensors, so reading is as fast as indexing.
+    ``long`` tensors of shape ``(N,)`` (``frame``, ``pair``, ``index``) come back as ints in items.
+
+    >>> t = TensorPairs({"moving": torch.zeros(4, 1, 2, 2), "fixed": torch.ones(4, 1, 2, 2),
+    ...                  "frame": torch.arange(4)})
+    >>> len(t), t[2]["frame"], tuple(t.batch([0, 3])["moving"].shape)
+    (4, 2, (2, 1, 2, 2))
+    >>> [b["frame"].tolist() for b in t.batches(3)]
+    [[0, 1, 2], [3]]
+    """
+
+    def __init__(self, data: dict, *, name: str = "pairs", split: str = "", seed: int = 0, info: dict | None = None):
+        if "moving" not in data or "fixed" not in data:
+            raise ValueError(f"data must hold 'moving' and 'fixed', got keys {sorted(data)}")
+        n = len(data["moving"])
+        for k, v in data.items():
+            if len(v) != n:
+                raise ValueError(f"data[{k!r}] has {len(v)} entries, expected {n} like 'moving'")
+        self.data, self.name, self.split, self.seed = dict(data), name, split, seed
+        self.info = dict(info or {})
+
+    @property
+    def source(self) -> str | None:
+        """Where the pairs come from (``info["source"]``)."""
+        return self.info.get("source")
+
+    @property
+    def device(self) -> torch.device:
+        return self.data["moving"].device
+
+    def __len__(self) -> int:
+        return len(self.data["moving"])
+
+    def __getitem__(self, i: int) -> dict:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"index must be an int, got {type(i).__name__}")
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} out of range for {self.name}/{self.split} with {n} items")
+        out = {}
+        for k, v in self.data.items():
+            x = v[i]
+            if isinstance(v, torch.Tensor) and v.ndim == 1 and v.dtype == torch.long:
+                x = int(x)
+            out[k] = x
+        return out
+
+    def batch(self, positions, device=None) -> dict:
+        """The items at ``positions`` as one batch dict (tensors indexed, lists gathered)."""
+        idx = torch.as_tensor(list(positions), dtype=torch.long)
+        out = {}
+        for k, v in self.data.items():
+            if isinstance(v, torch.Tensor):
+                x = v[idx.to(v.device)]
+                out[k] = x.to(device) if device is not None else x
+            else:
+                out[k] = [v[int(j)] for j in idx]
+        return out
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                drop_last: bool = False, device=None):
+        """Iterate over batch dicts of ``batch_size`` items (in order, or shuffled with ``generator``)."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for s0 in range(0, n, batch_size):
+            sel = order[s0: s0 + batch_size]
+            if drop_last and len(sel) < batch_size:
+                break
+            yield self.batch(sel.tolist(), device)
+
+    def subset(self, n) -> TensorPairs:
+        """The first ``n`` items (an int) or the items at the given positions."""
+        pos = list(range(min(n, len(self)))) if isinstance(n, int) else list(n)
+        return TensorPairs(self.batch(pos), name=self.name, split=self.split, seed=self.seed, info=self.info)
+
+    def to(self, device) -> TensorPairs:
+        """The same pairs on ``device``."""
+        data = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.data.items()}
+        return TensorPairs(data, name=self.name, split=self.split, seed=self.seed, info=self.info)
+
+    def __repr__(self) -> str:
+        return f"TensorPairs({self.name!r}, split={self.split!r}, items={len(self)}, device={self.device})"
 
 
 def collate_pairs(batch: Sequence[dict]) -> dict:
