@@ -78,6 +78,11 @@ def ratio(times: dict[str, list[float]], ours: str, reference: str) -> float:
     return statistics.median(a / b for a, b in zip(times[ours], times[reference]))
 
 
+def ratio_of_minimums(times: dict[str, list[float]], ours: str, reference: str) -> float:
+    """``min(ours) / min(reference)``: on a shared machine the fastest run is the steadiest estimate."""
+    return min(times[ours]) / min(times[reference])
+
+
 def seconds(ts: list[float]) -> dict:
     return {"median": statistics.median(ts), "min": min(ts), "repeats": len(ts)}
 

@@ -26,7 +26,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from _bench import interleaved, machine, one_thread, ratio, seconds, write
+from _bench import interleaved, machine, one_thread, ratio, ratio_of_minimums, seconds, write
 
 #: (batch, channels, size, dtype) on the CPU; the first is the issue's target case
 CPU_CASES = [(64, 1, 256, torch.float32), (8, 1, 256, torch.float32), (32, 1, 32, torch.float32),
@@ -69,6 +69,7 @@ def case(n: int, c: int, size: int, dtype, device, repeats: int) -> dict:
         "seconds": {k: seconds(v) for k, v in times.items()},
         "time_ratio_warp_over_grid_sample": ratio(times, "warp", "grid_sample"),
         "time_ratio_unchecked_over_grid_sample": ratio(times, "warp_unchecked", "grid_sample"),
+        "time_ratio_of_minimums_warp_over_grid_sample": ratio_of_minimums(times, "warp", "grid_sample"),
         "max_abs_diff_warp_vs_grid_sample": diff,
         "identity_max_error": ident,
         "integer_shift_max_error": integer,
@@ -90,17 +91,19 @@ def main(argv=None) -> int:
     if args.quick:
         plan = plan[:2]
     print(f"{'device':6s} {'N x C x size':>16s} {'dtype':8s} {'grid_sample ms':>15s} {'warp ms':>9s} "
-          f"{'warp/gs':>8s} {'unchecked/gs':>12s} {'identity err':>12s} {'shift err':>10s}")
+          f"{'warp/gs':>8s} {'(of mins)':>9s} {'unchecked/gs':>12s} {'identity err':>12s} {'shift err':>10s}")
     for (n, c, size, dtype), device in plan:
         row = case(n, c, size, dtype, device, repeats)
         rows.append(row)
         s = row["seconds"]
         print(f"{device:6s} {f'{n} x {c} x {size}':>16s} {row['dtype']:8s} {1e3 * s['grid_sample']['median']:15.2f} "
               f"{1e3 * s['warp']['median']:9.2f} {row['time_ratio_warp_over_grid_sample']:8.2f} "
+              f"{row['time_ratio_of_minimums_warp_over_grid_sample']:9.2f} "
               f"{row['time_ratio_unchecked_over_grid_sample']:12.2f} {row['identity_max_error']:12.1e} "
               f"{row['integer_shift_max_error']:10.1e}")
     target = rows[0]["time_ratio_warp_over_grid_sample"]
-    print(f"target case 64 x 1 x 256 float32 on the CPU: warp / grid_sample = {target:.2f} (goal <= 1.5)")
+    print(f"target case 64 x 1 x 256 float32 on the CPU: warp / grid_sample = {target:.2f} (median of rounds), "
+          f"{rows[0]['time_ratio_of_minimums_warp_over_grid_sample']:.2f} (of the fastest runs); goal <= 1.5")
     if args.quick:
         return 0
     record = {

@@ -71,6 +71,12 @@ def test_large_cpu_batches_are_chunked_without_changing_the_result():
     disp = _smooth(n, size, max_disp=5.0)
     whole = torch.cat([spatial.warp(img[i : i + 1], disp[i : i + 1]) for i in range(n)])
     assert torch.equal(spatial.warp(img, disp), whole)
+    # with gradients the chunks are concatenated; the gradient is that of one pair at a time
+    d = disp.clone().requires_grad_()
+    spatial.warp(img, d).square().sum().backward()
+    d1 = disp[4:5].clone().requires_grad_()
+    spatial.warp(img[4:5], d1).square().sum().backward()
+    assert torch.allclose(d.grad[4:5], d1.grad, atol=1e-6)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 8), (1, 1, 8, 1)])
