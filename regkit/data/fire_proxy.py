@@ -158,6 +158,10 @@ def draw_scene(split: str, seed: int, pair: int, params: dict | None = None, siz
     """Every random number of proxy image pair ``pair`` (CPU), from its own generator.
 
     Returns a dict of NumPy arrays and CPU tensors that :func:`render_pairs` turns into images.
+
+    >>> spec = draw_scene("train", 0, 5, size=64)
+    >>> spec["category"] in CATEGORIES, tuple(spec["theta"].shape)
+    (True, (2, 3))
     """
     p = merge_params(PROXY_PARAMS, params)
     lay = _layout(p, size)
@@ -251,6 +255,10 @@ def render_pairs(specs: list, device=None) -> dict:
     Returns a dict of tensors on ``device`` with the ``B`` scenes' frames stacked in scene order
     (``B * grid**2`` items): ``moving``, ``fixed``, ``disp``, ``mask_*``, ``fov_*``; and the per-scene
     ``scene_disp`` ``B,2,W,W`` (the whole window's field, for landmarks).
+
+    >>> out = render_pairs([draw_scene("test", 0, j, size=64) for j in range(2)])
+    >>> tuple(out["moving"].shape), tuple(out["disp"].shape)
+    ((18, 1, 64, 64), (18, 2, 64, 64))
     """
     device = torch.device(device) if device is not None else torch.device("cpu")
     p, size = specs[0]["params"], specs[0]["size"]
@@ -432,7 +440,7 @@ def _batch(specs_for: callable, indices: list, frames_per_pair: int, seed: int, 
         if isinstance(v[0], torch.Tensor):
             batch[key] = torch.stack(v)
         elif isinstance(v[0], int):
-            batch[key] = torch.tensor(v, dtype=torch.long)
+            batch[key] = torch.tensor(v, dtype=torch.long, device=torch.device(device))
         else:
             batch[key] = v
     q = batch["landmarks_fixed"]

@@ -299,6 +299,11 @@ def vessel_points(tree: np.ndarray, origin, size: int, spacing: float = 0.5) -> 
     of the window (``0 .. size - 1``). Consecutive points of a polyline are joined by points
     ``spacing`` apart at most; ``weight`` is the line length each point stands for, so that a
     rasterised line has unit density per pixel.
+
+    >>> tree = np.array([[0.0, 5.0, 2.0, 0], [4.0, 5.0, 2.0, 0], [8.0, 5.0, 2.0, 0]])
+    >>> pts = vessel_points(tree, (0.0, 0.0), 16)
+    >>> len(pts), float(pts[:, 3].sum())
+    (16, 8.0)
     """
     if len(tree) < 2:
         return np.zeros((0, 4))
@@ -378,7 +383,11 @@ def render_vessels(points: list, size: int, strength, device=None) -> torch.Tens
         for dx, dy, wgt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
             xi, yi = x0.long() + dx, y0.long() + dy
             ok = (xi >= 0) & (xi < n) & (yi >= 0) & (yi < n)
-            grid.index_add_(0, (bi * n * n + yi * n + xi)[ok], (w * wgt)[ok])
+            if device.type != "cpu" and torch.are_deterministic_algorithms_enabled():
+                # index_add_ accumulates with atomics on GPUs; splat on the CPU when determinism is asked for
+                grid = grid.cpu().index_add_(0, (bi * n * n + yi * n + xi)[ok].cpu(), (w * wgt)[ok].cpu()).to(device)
+            else:
+                grid.index_add_(0, (bi * n * n + yi * n + xi)[ok], (w * wgt)[ok])
         s_c = sigma / f
         line = gaussian_blur(grid.view(b, 1, n, n), s_c) * (math.sqrt(2 * math.pi) * s_c)
         if f > 1:

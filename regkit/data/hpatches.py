@@ -253,7 +253,7 @@ def hpatches_reg256(split: str, seed: int = 0, variant: str = "synthetic", *, li
                 out.setdefault(k, []).append(v)
         out = {k: (torch.cat(v) if isinstance(v[0], torch.Tensor) else [x for part in v for x in part])
                for k, v in out.items()}
-        out["index"] = torch.tensor(indices, dtype=torch.long)
+        out["index"] = torch.tensor(indices, dtype=torch.long, device=where)
         return {k: out[k] for k in keys}
 
     info = {"dataset": "HPatches-Reg-256", "variant": variant, "params": p, "split_sizes": n_sizes, "size": size,
