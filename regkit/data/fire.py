@@ -36,8 +36,9 @@ Our choices, stated once here and in the book:
    the affine to the 10 control points instead; the TRE is then measured on the very points that
    aligned the pair (``info["landmarks_aligned_the_pair"]`` says so). ``prealign=None`` cuts
    image 2 where image 1 is cut.
-3. Patches are a grid of 256x256 windows with stride ``stride`` (104 px) centred on the image;
-   a window is kept when at least ``min_coverage`` (90%) of it lies inside both fields of view.
+3. Patches are a grid of 256x256 windows with stride ``stride`` (96 px) centred on the image;
+   a window is kept when at least ``min_coverage`` (95%, as in the proxy) of it lies inside both
+   fields of view, so a field-of-view border is at most a sliver of a patch.
    ``frame`` is the window's raster order among the kept ones of its pair.
 4. Splits are by image pair (no pair, hence no photograph, in two splits): pairs are shuffled
    with ``seed`` and fill test, then val, then train, each cut at the paper's size; the windows
@@ -326,7 +327,7 @@ def _align_cache(d: Path) -> dict:
         return {}
 
 
-def build_fire_index(root, *, scale: float = 0.5, stride: int = 104, patch: int = 256, min_coverage: float = 0.9,
+def build_fire_index(root, *, scale: float = 0.5, stride: int = 96, patch: int = 256, min_coverage: float = 0.95,
                      prealign="sift", seed: int = 0, sizes: dict | None = None) -> dict:
     """Cut the FIRE-Reg-256 windows and split them (see the module docstring).
 
@@ -446,7 +447,7 @@ def _fire_dataset(split, seed, limit, root, scale, stride, prealign, sizes, size
 
 def fire_reg256(split: str, source: str = "auto", root=None, seed: int = 0, *, limit: int | None = None,
                 params: dict | None = None, sizes: dict | None = None, size: int = 256, device=None,
-                scale: float = 0.5, stride: int = 104, prealign="sift", min_coverage: float = 0.9,
+                scale: float = 0.5, stride: int = 96, prealign="sift", min_coverage: float = 0.95,
                 allow_unverified: bool = False) -> PairDataset:
     """FIRE-Reg-256 patch pairs (see the module docstring).
 

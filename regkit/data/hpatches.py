@@ -111,7 +111,8 @@ def _render_textures(draws: list, canvas: int, p: dict, device) -> torch.Tensor:
     noise = noise - noise.mean((2, 3), keepdim=True)
     noise = noise / noise.abs().flatten(1).amax(1).clamp_min(1e-6).view(b, 1, 1, 1)
     tex = blobs + p["noise_weight"] * noise
-    tex = (tex - tex.mean((2, 3), keepdim=True)) / tex.std((2, 3), keepdim=True).clamp_min(1e-6)
+    flat = tex.flatten(1)
+    tex = (tex - flat.mean(1).view(b, 1, 1, 1)) / flat.std(1).clamp_min(1e-6).view(b, 1, 1, 1)
     return (0.5 + 0.5 * p["contrast"] * tex / 2.5).clamp(0, 1)
 
 
