@@ -192,13 +192,3 @@ def test_torchrun_two_processes_agree(tmp_path):
     state = load_checkpoint(ckpt / "last.pt")
     assert state["epoch"] == 2 and state["step"] == 2 * 2  # 16 samples / 2 ranks / batch 4
     assert len([line for line in proc.stdout.splitlines() if line.startswith("epoch ")]) == 2  # rank 0 logs only
-
-
-def test_the_old_name_of_tensor_pairs_still_works_with_a_deprecation_warning():
-    import regkit.train as train
-
-    with pytest.warns(DeprecationWarning, match="TensorPairs"):
-        assert train.PairDataset is TensorPairs
-    assert "PairDataset" not in train.__all__
-    with pytest.raises(AttributeError):
-        train.NoSuchName

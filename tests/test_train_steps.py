@@ -210,12 +210,14 @@ def test_bad_settings_name_the_field(field, value):
 def test_tensor_pairs_checks_its_tensors():
     with pytest.raises(ValueError, match="'fixed'"):
         TensorPairs(moving=torch.zeros(2, 1, 4, 4))
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ValueError, match="3 entries, expected 2"):
         TensorPairs(moving=torch.zeros(2, 1, 4, 4), fixed=torch.zeros(3, 1, 4, 4))
-    with pytest.raises(ValueError, match="moving must be N,C,H,W"):
+    with pytest.raises(ValueError, match="'moving'.*N,C,H,W"):
         TensorPairs(moving=torch.zeros(2, 4, 4), fixed=torch.zeros(2, 4, 4))
-    with pytest.raises(TypeError, match="label must be a torch.Tensor"):
-        TensorPairs(moving=torch.zeros(2, 1, 4, 4), fixed=torch.zeros(2, 1, 4, 4), label=[0, 1])
+    with pytest.raises(TypeError, match="'label'"):
+        TensorPairs(moving=torch.zeros(2, 1, 4, 4), fixed=torch.zeros(2, 1, 4, 4), label=5)
+    named = TensorPairs(moving=torch.zeros(2, 1, 4, 4), fixed=torch.zeros(2, 1, 4, 4), pair=["a", "b"])
+    assert named[1]["pair"] == "b"  # lists of ids are kept as they are
     items = [{"moving": torch.full((1, 4, 4), float(i)), "fixed": torch.zeros(1, 4, 4), "k": i} for i in range(3)]
     ds = TensorPairs.from_dataset(items, limit=2)
     assert len(ds) == 2 and float(ds[1]["moving"][0, 0, 0]) == 1.0

@@ -230,15 +230,44 @@ class TensorPairs(Dataset):
     [[0, 1, 2], [3]]
     """
 
-    def __init__(self, data: dict, *, name: str = "pairs", split: str = "", seed: int = 0, info: dict | None = None):
+    def __init__(self, data: dict | None = None, *, name: str = "pairs", split: str = "", seed: int = 0,
+                 info: dict | None = None, **tensors):
+        if data is not None and not isinstance(data, dict):
+            raise TypeError(f"data must be a dict of tensors or lists, got {type(data).__name__}")
+        data = {**(data or {}), **tensors}
         if "moving" not in data or "fixed" not in data:
             raise ValueError(f"data must hold 'moving' and 'fixed', got keys {sorted(data)}")
+        for key in ("moving", "fixed"):
+            if not isinstance(data[key], torch.Tensor) or data[key].ndim != 4:
+                raise ValueError(f"data[{key!r}] must be an N,C,H,W tensor, got {_describe(data[key])}")
         n = len(data["moving"])
         for k, v in data.items():
+            if not isinstance(v, (torch.Tensor, list, tuple)) or (isinstance(v, torch.Tensor) and v.ndim == 0):
+                raise TypeError(f"data[{k!r}] must be a tensor N,... or a list of N values, got {_describe(v)}")
             if len(v) != n:
                 raise ValueError(f"data[{k!r}] has {len(v)} entries, expected {n} like 'moving'")
         self.data, self.name, self.split, self.seed = dict(data), name, split, seed
         self.info = dict(info or {})
+
+    @classmethod
+    def from_dataset(cls, dataset, keys=("moving", "fixed"), limit: int | None = None) -> TensorPairs:
+        """Read any sequence of item dicts once into memory, keeping ``keys`` (see also
+        :meth:`PairDataset.materialize`, which makes many items at once).
+
+        >>> items = [{"moving": torch.zeros(1, 2, 2), "fixed": torch.ones(1, 2, 2), "label": 3}] * 2
+        >>> TensorPairs.from_dataset(items, keys=("moving", "fixed", "label")).data["label"].tolist()
+        [3, 3]
+        """
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be None or a non-negative integer, got {limit!r}")
+        n = len(dataset) if limit is None else min(limit, len(dataset))
+        if n == 0:
+            raise ValueError("dataset is empty")
+        items = [{k: dataset[i][k] for k in keys if k in dataset[i]} for i in range(n)]
+        missing = [k for k in keys if k not in items[0]]
+        if missing:
+            raise ValueError(f"dataset items have no keys {missing}")
+        return cls(collate_pairs(items), info=dict(getattr(dataset, "info", {}) or {}))
 
     @property
     def source(self) -> str | None:
@@ -303,6 +332,10 @@ class TensorPairs(Dataset):
 
     def __repr__(self) -> str:
         return f"TensorPairs({self.name!r}, split={self.split!r}, items={len(self)}, device={self.device})"
+
+
+def _describe(v) -> str:
+    return f"tensor of shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else type(v).__name__
 
 
 def collate_pairs(batch: Sequence[dict]) -> dict:

@@ -81,7 +81,7 @@ def reproduce(name: str, profile: str = "quick", seed: int = 0, out: os.PathLike
         Folder of the results file (created; must be writable).
     device : str, optional
     data_root : path, optional
-        Folder holding real data sets (else ``$REGKIT_DATA``, else the offline data).
+        Folder holding real data sets (else ``$REGKIT_DATA_ROOT``, else the offline data).
     command : str, optional
         The command line, recorded in the provenance.
 
@@ -135,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="results", help="folder of the results files (default: results)")
     rep.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     rep.add_argument("--data-root", default=None,
-                     help="folder with real data sets (FIRE, MNIST); default $REGKIT_DATA, else offline data")
+                     help="folder with real data sets (FIRE, MNIST); default $REGKIT_DATA_ROOT, else offline data")
     return parser
 
 

@@ -70,21 +70,11 @@ True
 
 from __future__ import annotations
 
-import warnings
-
 from .config import TrainConfig
-from .data import TensorPairs
+from ..data.pairs import TensorPairs
 from .distributed import distributed_info
 from .objective import RegistrationObjective
 from .trainer import Trainer
 
 __all__ = ["Trainer", "TrainConfig", "RegistrationObjective", "TensorPairs", "distributed_info"]
 
-
-def __getattr__(name: str):
-    # The old name of TensorPairs, kept for a deprecation period (it clashed with the on-demand
-    # regkit.data.PairDataset).
-    if name == "PairDataset":
-        warnings.warn("regkit.train.PairDataset is now regkit.train.TensorPairs", DeprecationWarning, stacklevel=2)
-        return TensorPairs
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,12 +1,11 @@
-"""Training data: a dict of batch tensors as a data set, epoch-seeded samplers, worker seeding.
+"""Training data: epoch-seeded samplers, worker seeding, and dicts of tensors as data sets.
 
 Convention
 ----------
 A data set yields one dict per sample with at least ``moving`` and ``fixed`` (``C,H,W`` float in
 [0, 1]) and any other keys (``disp``, ``label``, ``frame``, masks, ...), collated to ``N,...``
-batches by the DataLoader. :class:`TensorPairs` wraps a dict of batch tensors (``N,C,H,W``
-each) as such a data set. (It is not :class:`regkit.data.PairDataset`, which makes pairs on
-demand from a seed.)
+batches by the DataLoader. A dict of batch tensors (``N,C,H,W`` each) becomes such a data set
+as a :class:`regkit.data.TensorPairs` (:func:`as_dataset`).
 
 Shuffling depends on ``(seed, epoch)`` only, so an epoch's batches do not depend on what ran
 before (the key to exact resume); under DDP each process takes a strided share of the same
@@ -28,87 +27,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from ..data.pairs import TensorPairs
+
 __all__ = ["TensorPairs", "as_dataset", "EpochShuffleSampler", "StridedSampler", "seed_worker"]
-
-
-class TensorPairs(Dataset):
-    """A dict of batch tensors (``moving=N,C,H,W``, ``fixed=...``, any other ``N,...`` keys) as a data set.
-
-    Parameters
-    ----------
-    data : mapping of str to Tensor, optional
-        Tensors sharing their first dimension ``N``; ``moving`` and ``fixed`` are required and
-        must be ``N,C,H,W``.
-    **tensors : Tensor
-        More entries (they override ``data``'s).
-
-    Raises
-    ------
-    ValueError
-        Without ``moving``/``fixed``, or when lengths or ranks differ (naming the key).
-    TypeError
-        When a value is not a tensor.
-
-    >>> ds = TensorPairs({"moving": torch.zeros(2, 1, 4, 4), "fixed": torch.zeros(2, 1, 4, 4)})
-    >>> len(ds)
-    2
-    """
-
-    def __init__(self, data: Mapping[str, Tensor] | None = None, **tensors: Tensor):
-        if data is not None and not isinstance(data, Mapping):
-            raise TypeError(f"data must be a mapping of tensors, got {type(data).__name__}")
-        tensors = {**(dict(data) if data is not None else {}), **tensors}
-        for key in ("moving", "fixed"):
-            if key not in tensors:
-                raise ValueError(f"TensorPairs needs a {key!r} tensor, got keys {sorted(tensors)}")
-        n = None
-        for key, value in tensors.items():
-            if not isinstance(value, Tensor):
-                raise TypeError(f"{key} must be a torch.Tensor, got {type(value).__name__}")
-            if n is None:
-                n = value.shape[0]
-            if value.ndim == 0 or value.shape[0] != n:
-                raise ValueError(
-                    f"all tensors must have the same length, got {key} with shape {tuple(value.shape)}, N={n}")
-        for key in ("moving", "fixed"):
-            if tensors[key].ndim != 4:
-                raise ValueError(f"{key} must be N,C,H,W, got shape {tuple(tensors[key].shape)}")
-        self.tensors = tensors
-
-    @classmethod
-    def from_dataset(cls, dataset, keys=("moving", "fixed"), limit: int | None = None) -> "TensorPairs":
-        """Read ``dataset`` (items are dicts of tensors) once into memory, keeping ``keys``.
-
-        Lazy data sets that synthesise every item on access (the FIRE and HPatches proxies) are
-        then generated once instead of once per epoch.
-
-        Parameters
-        ----------
-        dataset : sequence of item dicts
-        keys : sequence of str
-        limit : int, optional
-            Read only the first ``limit`` items.
-
-        Returns
-        -------
-        TensorPairs
-        """
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise ValueError(f"limit must be None or a non-negative integer, got {limit!r}")
-        n = len(dataset) if limit is None else min(limit, len(dataset))
-        if n == 0:
-            raise ValueError("dataset is empty")
-        items = [dataset[i] for i in range(n)]
-        missing = [k for k in keys if k not in items[0]]
-        if missing:
-            raise ValueError(f"dataset items have no keys {missing}; they have {sorted(items[0])}")
-        return cls({k: torch.stack([item[k] for item in items]) for k in keys})
-
-    def __len__(self) -> int:
-        return self.tensors["moving"].shape[0]
-
-    def __getitem__(self, i):
-        return {k: v[i] for k, v in self.tensors.items()}
 
 
 def as_dataset(data, name: str) -> Dataset:

@@ -14,7 +14,7 @@ reader who knows one knows them all:
   ``results/<NAME>.json`` (the CLI adds provenance).
 
 Data folders: ``data_root`` (the CLI's ``--data-root``) or, when it is ``None``, the
-environment variable ``REGKIT_DATA`` (for the notebooks); ``None`` for both means the offline
+environment variable ``REGKIT_DATA_ROOT`` (for the notebooks); ``None`` for both means the offline
 data that ship with the packages.
 
 Example
@@ -36,12 +36,12 @@ from ...models.blocks import count_parameters
 
 __all__ = ["TableRun", "data_root", "converged", "training_record", "rows_body", "export_weights", "DATA_ENV"]
 
-DATA_ENV = "REGKIT_DATA"
+DATA_ENV = "REGKIT_DATA_ROOT"
 """Environment variable naming the data folder when no ``data_root`` is passed."""
 
 
 def data_root(root=None) -> Path | None:
-    """The data folder: ``root`` if given, else ``$REGKIT_DATA`` if set, else ``None`` (offline data)."""
+    """The data folder: ``root`` if given, else ``$REGKIT_DATA_ROOT`` if set, else ``None`` (offline data)."""
     if root is None:
         root = os.environ.get(DATA_ENV) or None
     if root is None:

@@ -32,7 +32,6 @@ def run(profile: str = "quick", seed: int = 0, device="cpu", data_root=None, pro
     """Train each variant (``base``: an already trained default GPEReg-Net for the first row) and
     score them on FIRE-Reg-256's test split."""
     s = settings(profile)
-    size = (s["size"], s["size"])
     variants = dict(VARIANTS if variants is None else variants)
     test = load_split("fire", "test", profile, seed, data_root)
     models, histories, times, info, cached = {}, {}, {}, {}, []
@@ -45,9 +44,9 @@ def run(profile: str = "quick", seed: int = 0, device="cpu", data_root=None, pro
         cached += [label] if info["cached"] else []
     info["cached"] = cached
     specs = [MethodSpec(label, "gpereg", {"model": m}, frame=True) for label, m in models.items()]
-    results = evaluate(test, specs, metrics=("ncc", "ssim", "psnr"), size=size, batch_size=s["eval_batch"],
+    results = evaluate(test, specs, metrics=("ncc", "ssim", "psnr"), batch_size=s["eval_batch"],
                        device=device)
-    info = {**info, "source": test.info.get("source"), "test_pairs": len(test), "size": list(size)}
+    info = {**info, "source": test.info.get("source"), "test_pairs": len(test), "size": s["size"]}
     extra = {"variants": {k: dict(v) for k, v in variants.items()},
              "parameters": {label: count_parameters(m) for label, m in models.items()}}
     return TableRun(NAME, profile, seed, results, models, histories, times, s, info, extra)

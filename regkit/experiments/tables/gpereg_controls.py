@@ -35,15 +35,14 @@ def run(profile: str = "quick", seed: int = 0, device="cpu", data_root=None, pro
     given.
     """
     s = settings(profile)
-    size = (s["size"], s["size"])
     histories, times, info = {}, {}, {}
     if models is None:
         models, histories, times, info = train_all(LEARNED, "fire", profile, seed, device, data_root, progress)
     test = load_split("fire", "test", profile, seed, data_root)
     specs = list(controls.CONTROLS) + [spec(n) for n in classical]
     specs += [spec(n, models[n]) for n in LEARNED if n in models]
-    rows = controls.does_it_register(specs, test, batch_size=s["eval_batch"], size=size, seed=seed, device=device)
-    info = {**info, "source": test.info.get("source"), "test_pairs": len(test), "size": list(size)}
+    rows = controls.does_it_register(specs, test, batch_size=s["eval_batch"], seed=seed, device=device)
+    info = {**info, "source": test.info.get("source"), "test_pairs": len(test), "size": s["size"]}
     return TableRun(NAME, profile, seed, {"rows": rows}, models, histories, times, s, info)
 
 

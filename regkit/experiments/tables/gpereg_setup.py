@@ -129,12 +129,13 @@ def build_objective(name: str, profile: str = "quick") -> nn.Module:
     raise ValueError(f"name must be one of {LEARNED}, got {name!r}")
 
 
-def load_split(dataset: str, split: str, profile: str = "quick", seed: int = 0, root=None):
-    """The pair data set ``"fire"`` or ``"hpatches"``, split ``train``/``val``/``test``, sized for ``profile``.
+def load_split(dataset: str, split: str, profile: str = "quick", seed: int = 0, root=None, device=None):
+    """The pair data set ``"fire"`` or ``"hpatches"``, split ``train``/``val``/``test``, made at the
+    profile's size (on ``device`` where the proxy can be).
 
-    ``root`` (or ``$REGKIT_DATA``) is searched for the real FIRE; without it the offline proxy is
-    used, and the returned set's ``info["source"]`` says which. HPatches-Reg-256 is always the
-    offline synthetic set (the real HPatches is not read by regkit).
+    ``root`` (or ``$REGKIT_DATA_ROOT``) is searched for the real FIRE; without it the offline proxy
+    is used, and the returned set's ``source`` says which. HPatches-Reg-256 is always the offline
+    synthetic set (regkit does not read the real HPatches).
     """
     s = settings(profile)
     root = data_root(root)
@@ -143,39 +144,41 @@ def load_split(dataset: str, split: str, profile: str = "quick", seed: int = 0, 
     if dataset == "fire":
         from ...data.fire import fire_reg256
 
-        return fire_reg256(split, root=root, seed=seed, limit=s[f"fire_{split}"])
+        return fire_reg256(split, root=root, seed=seed, limit=s[f"fire_{split}"], size=s["size"], device=device)
     if dataset == "hpatches":
         from ...data.hpatches import hpatches_reg256
 
-        return hpatches_reg256(split, seed=seed, limit=s[f"hpatches_{split}"])  # no real HPatches loader
+        return hpatches_reg256(split, seed=seed, limit=s[f"hpatches_{split}"], size=s["size"], device=device)
     raise ValueError(f"dataset must be 'fire' or 'hpatches', got {dataset!r}")
 
 
-def materialise(data, size, keys=("moving", "fixed", "frame", "pair")) -> dict:
-    """The tensors of a pair data set resized to ``size`` (read once, in order): ``moving``,
-    ``fixed``, ``frame`` and ``sequence`` (the image ``pair`` as integer ids,
-    :func:`regkit.models.gpe.sequence_ids`)."""
+TRAIN_KEYS = ("moving", "fixed", "frame", "pair")
+
+
+def materialise(data, device=None):
+    """The training tensors of a pair data set (made once): a :class:`regkit.data.TensorPairs`
+    with ``moving``, ``fixed`` and, where the items have them, ``frame`` and ``sequence`` (the
+    image ``pair`` as integer ids, :func:`regkit.models.gpe.sequence_ids`)."""
+    from ...data import TensorPairs
     from ...models.gpe import sequence_ids
 
-    chunks: dict[str, list] = {}
-    for b in iter_batches(data, 64, size=size):
-        for k in keys:
-            v = b.get(k)
-            if k == "pair" and v is not None:
-                chunks.setdefault("sequence", []).append(sequence_ids(v, b["moving"].shape[0], "cpu"))
-            elif isinstance(v, torch.Tensor):
-                chunks.setdefault(k, []).append(v)
-    return {k: torch.cat(v) for k, v in chunks.items()}
+    keys = tuple(k for k in TRAIN_KEYS if k in data[0])
+    pairs = data.materialize(device, keys=keys)
+    tensors = {k: pairs.data[k] for k in ("moving", "fixed", "frame") if k in pairs.data}
+    if "pair" in pairs.data:
+        tensors["sequence"] = sequence_ids(pairs.data["pair"], len(pairs), pairs.device)
+    return TensorPairs(tensors, name=pairs.name, split=pairs.split, seed=pairs.seed, info=pairs.info)
 
 
-def train(name: str, data: dict, profile: str = "quick", seed: int = 0, device="cpu", val: dict | None = None,
+def train(name: str, data, profile: str = "quick", seed: int = 0, device="cpu", val=None,
           progress: bool | None = False, **overrides):
-    """Train ``name`` on materialised tensors (``moving``, ``fixed``, optional ``frame``/``sequence``).
+    """Train ``name`` on materialised pairs (:func:`materialise`), validated on ``val`` each epoch
+    so the loss curve shows when it flattens. GPEReg-Net also gets ``frame`` and ``sequence``.
 
-    ``val`` (the same kind of dict) is scored every epoch so the loss curve shows when it flattens.
     Returns ``(model, history)`` with the model in eval mode.
     """
-    from ...train import TensorPairs, TrainConfig, Trainer
+    from ...data import TensorPairs
+    from ...train import TrainConfig, Trainer
 
     s = settings(profile)
     model = build_model(name, profile, seed, **overrides)
@@ -186,8 +189,11 @@ def train(name: str, data: dict, profile: str = "quick", seed: int = 0, device="
         steps_per_epoch=s["steps_per_epoch"], progress=progress, log=False, metrics=("ssim",),
     )
     trainer = Trainer(model, build_objective(name, profile), cfg, device=device)
-    as_set = lambda d: TensorPairs(**{k: v for k, v in d.items() if k in keep})  # noqa: E731
-    history = trainer.fit(as_set(data), as_set(val) if val is not None else None)
+
+    def subset(d):
+        return TensorPairs({k: v for k, v in d.data.items() if k in keep}) if d is not None else None
+
+    history = trainer.fit(subset(data), subset(val))
     return trainer.model.eval(), history
 
 
@@ -215,14 +221,13 @@ def train_all(names, dataset: str, profile: str, seed: int, device, data_root=No
     from .base import cached_training
 
     s = settings(profile)
-    size = (s["size"],) * 2
     train_set = load_split(dataset, "train", profile, seed, data_root)
     val_set = load_split(dataset, "val", profile, seed, data_root)
     tensors: dict = {}
 
     def data():
         if not tensors:
-            tensors["train"], tensors["val"] = materialise(train_set, size), materialise(val_set, size)
+            tensors["train"], tensors["val"] = materialise(train_set), materialise(val_set)
         return tensors["train"], tensors["val"]
 
     models, histories, times, cached = {}, {}, {}, []
@@ -246,14 +251,14 @@ def run_dataset_table(name: str, dataset: str, classical, profile: str, seed: in
     from .base import TableRun
 
     s = settings(profile)
-    size = (s["size"], s["size"])
     histories, times, info = {}, {}, {}
     if models is None:
         models, histories, times, info = train_all(LEARNED, dataset, profile, seed, device, data_root, progress)
     test = load_split(dataset, "test", profile, seed, data_root)
     specs = [spec(n) for n in classical] + [spec(n, models[n]) for n in LEARNED if n in models]
-    results = evaluate(test, specs, metrics=METRICS, size=size, batch_size=s["eval_batch"], device=device)
-    info = {**info, "source": test.info.get("source", info.get("source")), "test_pairs": len(test), "size": list(size)}
+    results = evaluate(test, specs, metrics=METRICS, batch_size=s["eval_batch"], device=device)
+    info = {**info, "source": test.info.get("source", info.get("source")), "test_pairs": len(test),
+            "size": s["size"], "data": test.info}
     return TableRun(name, profile, seed, results, models, histories, times, s, info)
 
 
