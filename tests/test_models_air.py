@@ -15,7 +15,7 @@ def _pair(n=2, size=32, seed=0):
 
 
 def _randomise_head(model):
-    """The head starts at zero (identity field); give it weights so outputs depend on the inputs."""
+    """The head starts near zero (near-identity field); give it weights of order one."""
     heads = [b.head for b in model.branches] if isinstance(model, MAPTAiR) else [model.head]
     g = torch.Generator().manual_seed(1)
     for head in heads:
@@ -38,11 +38,23 @@ def test_shapes_for_several_patch_sizes(size, patch):
         torch.testing.assert_close(w.sum(-1), torch.ones(3, g * g))
 
 
-def test_zero_initialised_head_starts_at_the_identity():
-    moving, fixed = _pair()
-    res = build("mapt_air").eval()(moving, fixed)
-    assert res.disp.abs().max() == 0
-    assert torch.equal(res.warped, moving)
+def test_training_starts_near_the_identity():
+    """The head starts with small weights and a zero bias: fields of a few hundredths of a pixel."""
+    moving, fixed = _pair(8)
+    for name in ("air", "mapt_air"):
+        regkit.seed_everything(0)
+        with torch.no_grad():
+            res = build(name).eval()(moving, fixed)
+        assert 0 < float(res.disp.abs().max()) < 0.05                 # pixels
+        torch.testing.assert_close(res.warped, moving, atol=0.05, rtol=0)   # noise images: |grad| <= 1
+
+
+def test_dropout_acts_inside_the_blocks_not_on_the_embeddings():
+    model = build("air")
+    assert model.config["dropout"] == 0.5 and model.config["embed_dropout"] == 0.0
+    assert model.drop.p == 0.0
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout) and m is not model.drop} == {0.5}
+    assert AiR(size=(16, 16), patch_size=4, embed_dropout=0.1).drop.p == 0.1
 
 
 def test_coarse_field_is_upsampled_in_pixels():
@@ -165,6 +177,8 @@ def test_bad_arguments_are_named():
         AiR(dim=10, heads=4)
     with pytest.raises(ValueError, match="attention_axis"):
         AiR(attention_axis="channels")
+    with pytest.raises(ValueError, match="embed_dropout"):
+        AiR(embed_dropout=1.0)
     with pytest.raises(ValueError, match="patch_sizes"):
         MAPTAiR(patch_sizes=(4, 4))
     with pytest.raises(ValueError, match=r"\(N, 1, 32, 32\)"):

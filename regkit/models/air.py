@@ -12,7 +12,9 @@ target sentence, and each image patch is a word.
 4. A linear head turns each decoder token into one displacement vector: a coarse field of
    ``H/p x W/p`` vectors, in units of that coarse grid.
 5. :func:`regkit.spatial.resize_disp` upsamples it to a dense ``N,2,H,W`` field in pixels (values
-   rescaled), and :func:`regkit.spatial.warp` pulls the moving image onto the fixed grid.
+   rescaled: one coarse unit is ``(W-1)/(W/p-1)`` pixels, 2.07 px for ``p = 2`` at 32 px, 4.43
+   px for ``p = 4``, 10.3 px for ``p = 8``), and :func:`regkit.spatial.warp` pulls the moving
+   image onto the fixed grid.
 
 MAPT-AiR runs several such Transformers in parallel, each on its own patch size, resamples their
 fields to the image size and adds them with learned weights normalised by a softmax (positive,
@@ -32,19 +34,28 @@ Convention
   patch and is learned away.
 
 Settings from the paper: one encoder and one decoder block, 4 heads, projection dimension 16,
-dropout 0.5. Our choices (the paper leaves them open): pre-norm blocks with a ReLU feed-forward
-layer of width ``4 * dim``, separate embeddings for the fixed (encoder) and moving (decoder)
-sides, a displacement head initialised at zero (training starts from the identity), and MAPT
-weights initialised equal.
+dropout 0.5 "of the encoder and decoder layers". The book's MNIST digits are 28 x 28,
+zero-padded to 32 x 32 (:func:`regkit.data.mnist_pairs`), so AiR-single's patch size 2 gives a
+16 x 16 token grid and MAPT-AiR's patch sizes (2, 4, 8) give 16 x 16, 8 x 8 and 4 x 4 grids.
+
+Our choices (the paper leaves them open): pre-norm blocks with a ReLU feed-forward layer of width
+``4 * dim``; separate embeddings for the fixed (encoder) and moving (decoder) sides; the dropout
+acts inside the blocks (on the attention and feed-forward outputs and inside the feed-forward
+layer), *not* on the patch embeddings (``embed_dropout=0``): with dropout 0.5 on the 16 embedding
+features, half of every token's position code is erased at each step and the field stays one
+constant shift for every pair (see the book's chapter 8 for the measurements); a displacement
+head initialised with small weights (standard deviation :data:`HEAD_INIT_STD`, zero bias), so
+training starts within a few hundredths of a pixel of the identity while every parameter gets a
+gradient from the first step; MAPT weights initialised equal.
 
 Example
 -------
 >>> import torch
->>> model = AiR(size=(28, 28), patch_size=4).eval()
->>> x = torch.rand(2, 1, 28, 28)
+>>> model = AiR(size=(32, 32), patch_size=2).eval()
+>>> x = torch.rand(2, 1, 32, 32)
 >>> res = model(x, x)
 >>> tuple(res.disp.shape), tuple(res.extras["coarse"].shape)
-((2, 2, 28, 28), (2, 2, 7, 7))
+((2, 2, 32, 32), (2, 2, 16, 16))
 """
 
 from __future__ import annotations
@@ -59,17 +70,25 @@ from .._checks import check_pair, check_positive, check_size
 from ..registry import RegResult, method
 from .blocks import as_model
 
-__all__ = ["AiR", "MAPTAiR", "build", "patchify", "attention_image", "ATTENTION_AXES", "AIR_DEFAULTS", "MAPT_DEFAULTS"]
+__all__ = [
+    "AiR", "MAPTAiR", "build", "patchify", "attention_image", "ATTENTION_AXES", "AIR_DEFAULTS", "MAPT_DEFAULTS",
+    "HEAD_INIT_STD",
+]
 
 ATTENTION_AXES = ("patches", "batch")
 """``"patches"``: attention across the patches of one image (correct). ``"batch"``: the pitfall,
 attention across the pairs of a batch at the same patch position (see :class:`AiR`)."""
 
 AIR_DEFAULTS = dict(size=(32, 32), patch_size=2, dim=16, heads=4, depth=1, dropout=0.5)
-"""Single-scale AiR as in the paper (patch size 2, on 28 x 28 MNIST digits)."""
+"""Single-scale AiR as in the paper (patch size 2) on the book's 32 x 32 digits: a 16 x 16 token grid."""
 
 MAPT_DEFAULTS = dict(size=(32, 32), patch_sizes=(2, 4, 8), dim=16, heads=4, depth=1, dropout=0.5)
-"""MAPT-AiR on 28 x 28 digits: patch grids of 14 x 14, 7 x 7 and 4 x 4 (our choice of sizes)."""
+"""MAPT-AiR on 32 x 32 digits: token grids of 16 x 16, 8 x 8 and 4 x 4 (our choice of patch sizes)."""
+
+HEAD_INIT_STD = 1e-3
+"""Standard deviation of the displacement head's initial weights (bias zero): the first fields are
+within a few hundredths of a pixel of the identity, and every parameter gets a gradient at once
+(a head of exact zeros passes no gradient to anything before it on the first step)."""
 
 
 def patchify(image: Tensor, patch_size: int) -> Tensor:
@@ -173,6 +192,12 @@ class _DecoderBlock(nn.Module):
         return x + self.drop(self.ffn(self.norm3(x))), w_self, w_cross
 
 
+def _check_dropout(name, value):
+    check_positive(name, value, allow_zero=True)
+    if value >= 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+
+
 def _check_model_args(size, patch_size, dim, heads, depth, dropout, attention_axis):
     h, w = check_size("size", size)
     check_positive("patch_size", patch_size, integer=True)
@@ -185,9 +210,7 @@ def _check_model_args(size, patch_size, dim, heads, depth, dropout, attention_ax
     check_positive("depth", depth, integer=True)
     if dim % heads:
         raise ValueError(f"dim={dim} must be divisible by heads={heads}")
-    check_positive("dropout", dropout, allow_zero=True)
-    if dropout >= 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    _check_dropout("dropout", dropout)
     if attention_axis not in ATTENTION_AXES:
         raise ValueError(f"attention_axis must be one of {ATTENTION_AXES}, got {attention_axis!r}")
     return h, w
@@ -204,9 +227,12 @@ class AiR(nn.Module):
         Side ``p`` of the square patches (the paper's single-scale model uses 2).
     channels, dim, heads, depth, dropout
         Image channels, projection dimension (16), attention heads (4), encoder and decoder
-        blocks each (1) and dropout ratio (0.5); paper values as defaults.
+        blocks each (1) and the dropout ratio inside the blocks (0.5); paper values as defaults.
     mlp_ratio : int
         Width of the feed-forward layer as a multiple of ``dim`` (our choice: 4).
+    embed_dropout : float
+        Dropout on the patch embeddings plus position embeddings (ViT's ``emb_dropout``; our
+        choice: 0, see the module docstring for why not 0.5).
     attention_axis : {"patches", "batch"}
         ``"batch"`` builds the *pitfall*: attention over the wrong axis (the pairs of a batch
         instead of the patches of an image). Only for the chapter and the tests that catch it.
@@ -214,7 +240,7 @@ class AiR(nn.Module):
 
     def __init__(
         self,
-        size=(28, 28),
+        size=(32, 32),
         patch_size: int = 2,
         channels: int = 1,
         dim: int = 16,
@@ -223,27 +249,30 @@ class AiR(nn.Module):
         dropout: float = 0.5,
         mlp_ratio: int = 4,
         attention_axis: str = "patches",
+        embed_dropout: float = 0.0,
     ):
         super().__init__()
         h, w = _check_model_args(size, patch_size, dim, heads, depth, dropout, attention_axis)
+        _check_dropout("embed_dropout", embed_dropout)
         check_positive("channels", channels, integer=True)
         check_positive("mlp_ratio", mlp_ratio, integer=True)
         self.size, self.patch_size, self.channels = (h, w), patch_size, channels
         self.grid = (h // patch_size, w // patch_size)
         self.attention_axis = attention_axis
         self.config = dict(size=[h, w], patch_size=patch_size, channels=channels, dim=dim, heads=heads, depth=depth,
-                           dropout=dropout, mlp_ratio=mlp_ratio, attention_axis=attention_axis)
+                           dropout=dropout, mlp_ratio=mlp_ratio, attention_axis=attention_axis,
+                           embed_dropout=embed_dropout)
         tokens, patch_dim, hidden = self.grid[0] * self.grid[1], channels * patch_size**2, mlp_ratio * dim
         self.embed_fixed = nn.Linear(patch_dim, dim)
         self.embed_moving = nn.Linear(patch_dim, dim)
         self.pos_fixed = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
         self.pos_moving = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
-        self.drop = nn.Dropout(dropout)
+        self.drop = nn.Dropout(embed_dropout)
         self.encoder = nn.ModuleList(_EncoderBlock(dim, heads, hidden, dropout, attention_axis) for _ in range(depth))
         self.decoder = nn.ModuleList(_DecoderBlock(dim, heads, hidden, dropout, attention_axis) for _ in range(depth))
         self.norm_memory, self.norm_out = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.head = nn.Linear(dim, 2)
-        nn.init.zeros_(self.head.weight)
+        nn.init.normal_(self.head.weight, std=HEAD_INIT_STD)
         nn.init.zeros_(self.head.bias)
 
     def _check_inputs(self, moving: Tensor, fixed: Tensor) -> None:
@@ -305,7 +334,7 @@ class MAPTAiR(nn.Module):
         Passed to every :class:`AiR` branch (``dim``, ``heads``, ``depth``, ``dropout``, ...).
     """
 
-    def __init__(self, size=(28, 28), patch_sizes: Sequence[int] = (2, 4, 7), **kwargs):
+    def __init__(self, size=(32, 32), patch_sizes: Sequence[int] = (2, 4, 8), **kwargs):
         super().__init__()
         patch_sizes = tuple(patch_sizes)
         if len(patch_sizes) == 0 or len(set(patch_sizes)) != len(patch_sizes):

@@ -14,8 +14,9 @@ Convention
   ``extras["control"]``, the control grid ``N,2,H/2^p,W/2^p`` in pixels.
 
 Our choices (neither the AiR paper nor our reading of de Vos et al. fixes them for 2D MNIST):
-32 channels, two conv layers per scale, ``pools=2`` (a 7x7 control grid at 28 px, spacing 6.75 px),
-a zero-initialised last layer so training starts from the identity.
+32 channels, two conv layers per scale, ``pools=2`` (an 8x8 control grid on the book's 32 px
+digits, control spacing 31 / 5 = 6.2 px; 7x7 and 6.75 px at 28 px), a zero-initialised last
+layer so training starts from the identity.
 
 Getting a trained model: ``Trainer(DIRNet(), RegistrationObjective(...), cfg).fit(pairs)``, then
 ``regkit.register(moving, fixed, method="dirnet", model=trainer.model)`` or
@@ -23,9 +24,9 @@ Getting a trained model: ``Trainer(DIRNet(), RegistrationObjective(...), cfg).fi
 
 >>> import torch
 >>> net = DIRNet()
->>> res = net(torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28))
+>>> res = net(torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32))
 >>> tuple(res.disp.shape), tuple(res.extras["control"].shape), float(res.disp.detach().abs().max())
-((2, 2, 28, 28), (2, 2, 7, 7), 0.0)
+((2, 2, 32, 32), (2, 2, 8, 8), 0.0)
 """
 
 from __future__ import annotations
