@@ -108,7 +108,7 @@ class PaperTable:
 
     def values_by_method(self, std: bool = False) -> dict:
         """``{method: {metric: value}}`` (or ``(value, std)`` with ``std=True``) for every row
-        that a regkit method reproduces, keyed by regkit's metric names (:attr:`metrics`).
+        that a regkit method reproduces, keyed by regkit's metric names (the table's ``metrics``).
 
         >>> GPEREG_TABLE1.values_by_method()["gpereg"]
         {'ncc': 0.851, 'ssim': 0.928, 'psnr': 33.47}

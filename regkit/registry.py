@@ -144,7 +144,7 @@ def register(moving: Tensor, fixed: Tensor, method: str = "identity", **params) 
     in float32, a learned model's runner casts the inputs to the model's dtype). Integer and bool
     images are refused: their scale (0-255 or 0-1) cannot be told from the dtype alone.
 
-    *Range.* Values outside [0, 1] (beyond :data:`regkit._checks.RANGE_TOL` of rounding) are an
+    *Range.* Values outside [0, 1] (beyond ``RANGE_TOL`` of rounding) are an
     error, not a warning, for every method: the defaults of every method assume that scale
     (Demons' matched-intensity threshold, Horn-Schunck's ``alpha``, TV-L1's ``attachment``, the
     learned models' training data), and the methods that convert to 8 bits for OpenCV

@@ -67,6 +67,9 @@ def synthetic_pairs(kind: str, n: int, seed: int, size=(256, 256)):
 
 
 def fire_proxy_pairs(n: int, seed: int):
+    """The first ``n`` FIRE-Reg-256 proxy test pairs of data seed ``seed`` as stacked tensors
+    ``(moving, fixed, disp)``: images ``n,1,256,256`` in [0, 1] and the exact pull field
+    ``n,2,256,256`` in pixels."""
     from regkit.data.fire import fire_reg256
 
     ds = fire_reg256("test", source="proxy", seed=seed, limit=n)

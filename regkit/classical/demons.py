@@ -21,7 +21,7 @@ al. (2009), which SimpleITK's ``FastSymmetricForcesDemonsRegistrationFilter`` im
 
 Coarse to fine: the images are resized to a pyramid (halving per level, by default down to
 16-31 px so that motions of about 10% of the width are followed, see
-:mod:`regkit.classical._common`); the field found on one level is resized (values rescaled) to
+``regkit.classical._common``); the field found on one level is resized (values rescaled) to
 start the next.
 
 Intensity differences below ``1e-5`` (a 400th of an 8-bit grey level) count as matched and give
@@ -161,7 +161,7 @@ def demons(
         resolution iterations in all.
     levels : int or None
         Pyramid levels, halving each. ``None`` (default): down to 16-31 px
-        (:func:`~regkit.classical._common.auto_levels`), which follows motions up to about 10% of
+        (``auto_levels`` in ``regkit.classical._common``), which follows motions up to about 10% of
         the width. Levels below 16 px are dropped and their iterations run on the coarsest level
         kept (``extras["iterations"]`` says what ran).
     sigma_diffusion : float

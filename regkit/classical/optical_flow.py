@@ -19,7 +19,7 @@ level the moving image is warped with the current flow :math:`u_0`, and the iter
 the total flow with the data term linearised about :math:`u_0`
 (:math:`I_t = W - F`, :math:`\nabla I = (\nabla F + \nabla W)/2`, :math:`W = M\circ(\mathrm{id}+u_0)`).
 By default the pyramid halves down to 16-31 px, which follows motions up to about 10% of the
-width (see :mod:`regkit.classical._common`), and after each warp the flow is median-filtered
+width (see ``regkit.classical._common``), and after each warp the flow is median-filtered
 (Sun, Roth and Black, 2010), which keeps one warp's outliers from misleading the next.
 
 Convention

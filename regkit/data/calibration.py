@@ -91,8 +91,8 @@ def measure(dataset, n: int | None = None, batch: int = 36, shift: float = 35.0,
     """Per-pair numbers of the first ``n`` pairs of ``dataset``.
 
     Returns a dict of 1-D tensors (one entry per pair): ``unregistered_{ncc,ssim,psnr}``; if the
-    items carry ``disp``: ``true_field_*`` (moving warped with it), ``disp_mean`` (mean |u|),
-    ``disp_p95`` (95th percentile of |u| in the patch), ``disp_nonaffine`` (mean |u - A| after the
+    items carry ``disp``: ``true_field_*`` (moving warped with it), ``disp_mean`` (mean ``|u|``),
+    ``disp_p95`` (95th percentile of ``|u|`` in the patch), ``disp_nonaffine`` (mean ``|u - A|`` after the
     patch's least-squares affine ``A``); ``shift_ncc`` (NCC after translating the moving image by
     ``shift`` px along x: a set whose NCC is carried by a shared border barely notices); with a
     ``clean`` data set (the same set made without noise): ``clean_fixed_*``. ``category`` is a

@@ -22,7 +22,7 @@ Convention
   (``resize="resize"``, or any ``size < 28``). These are our choices; the paper states none.
 
 Sources, tried in this order by ``source="auto"``
-------------------------------------------------
+-------------------------------------------------
 1. ``root``: a data folder read by ``torchvision.datasets.MNIST`` / ``FashionMNIST`` (its
    layout: ``<root>/MNIST/raw/train-images-idx3-ubyte``, ...), all 70,000 images.
    ``download=True`` lets torchvision fetch the files there (MD5-checked by torchvision); it is

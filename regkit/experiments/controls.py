@@ -6,8 +6,7 @@ such as SSIM and PSNR against the fixed image cannot tell "the output is aligned
 image" from "the output looks like the fixed image". This module puts numbers on the
 difference, the same way for every method:
 
-Controls (registered methods of kind ``"control"`` in :mod:`regkit.baselines`; the
-unregistered pair is ``"identity"``)
+Controls (kind ``"control"``, :mod:`regkit.baselines`; unregistered: ``"identity"``)
     - ``appearance_transfer``: the moving image given the fixed image's global intensity
       statistics (histogram or mean/std matching, per pair, no learning). It changes how the
       image looks and nothing about where anything is (its ``disp`` is zero).

@@ -107,6 +107,8 @@ class TrainConfig:
     ValueError
         On a setting out of range, naming the field.
 
+    Examples
+    --------
     >>> TrainConfig(epochs=2, batch_size=4).scheduler
     'cosine'
     """

@@ -116,7 +116,7 @@ class EpochShuffleSampler(Sampler):
         self.per_rank = math.ceil(n / world)
 
     def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose permutation :meth:`__iter__` yields."""
+        """Choose the epoch whose permutation iterating yields."""
         self.epoch = epoch
 
     def __iter__(self):

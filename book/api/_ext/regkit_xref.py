@@ -15,10 +15,6 @@ unresolved (and nitpick mode reports it).
 ``type: description`` and turns the prose before the colon into a type. The book's docstrings
 are numpydoc, where that form does not exist, so the prose is put back as it was written.
 
-3. A short, explicit list of known defects in regkit docstrings (reStructuredText errors that
-would stop the warnings-as-errors build), patched in the text the book renders until each is
-fixed in regkit itself. An entry whose text is no longer found is reported in the build log as
-stale, so that it can be deleted.
 """
 
 from __future__ import annotations
@@ -29,23 +25,6 @@ import sys
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
-
-# Known defects: object name -> [(text in the docstring, text the book renders instead)].
-# Fix them in regkit, then delete the entries here.
-_DOCSTRING_FIXES: dict[str, list[tuple[str, str]]] = {
-    # A section title whose underline is one character shorter than the title.
-    "regkit.data.mnist": [
-        ('order by ``source="auto"``\n' + "-" * 48 + "\n", 'order by ``source="auto"``\n' + "-" * 49 + "\n"),
-    ],
-    # |u| is reStructuredText's substitution syntax.
-    "regkit.data.calibration.measure": [("|u - A|", "``|u - A|``"), ("|u|", "``|u|``")],
-    # A definition-list term must fit on one line.
-    "regkit.experiments.controls": [("the\nunregistered pair is", "the unregistered pair is")],
-    # A doctest right after "Raises" is read by napoleon as exception names.
-    "regkit.train.config.TrainConfig": [
-        ("\n>>> TrainConfig(epochs=2", "\nExamples\n--------\n>>> TrainConfig(epochs=2"),
-    ],
-}
 
 _PY_ROLES = {"func", "class", "meth", "attr", "obj", "data", "exc", "const", "mod"}
 
@@ -133,20 +112,6 @@ _ATTRIBUTE_KINDS = ("attribute", "data", "property")
 _original_first_line: dict[str, str] = {}
 
 
-def _fix_known_defects(app, what, name, obj, options, lines):
-    """Before napoleon: patch the known defects listed in ``_DOCSTRING_FIXES``."""
-    fixes = _DOCSTRING_FIXES.get(name)
-    if not fixes:
-        return
-    text = "\n".join(lines)
-    for old, new in fixes:
-        if old in text:
-            text = text.replace(old, new)
-        else:
-            logger.info(f"regkit_xref: stale docstring fix for {name}: {old!r} not found")
-    lines[:] = text.split("\n")
-
-
 def _remember_first_line(app, what, name, obj, options, lines):
     """Before napoleon: keep the first line of a constant's or property's docstring."""
     if what in _ATTRIBUTE_KINDS:
@@ -176,7 +141,6 @@ def _restore_first_line(app, what, name, obj, options, lines):
 def setup(app):
     app.connect("missing-reference", _resolve)
     # napoleon handles autodoc-process-docstring at the default priority, 500.
-    app.connect("autodoc-process-docstring", _fix_known_defects, priority=390)
     app.connect("autodoc-process-docstring", _remember_first_line, priority=400)
     app.connect("autodoc-process-docstring", _restore_first_line, priority=600)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
