@@ -97,6 +97,7 @@ def reproduce(name: str, profile: str = "quick", seed: int = 0, out: os.PathLike
     out = check_out_dir(out)
     dev = check_device(device)
     root = tables.base.data_root(data_root)
+    revision = provenance.git_revision()  # the code that runs, read before it runs
     previous = os.environ.get("REGKIT_PROFILE")
     os.environ["REGKIT_PROFILE"] = profile
     try:
@@ -116,7 +117,7 @@ def reproduce(name: str, profile: str = "quick", seed: int = 0, out: os.PathLike
         "profile": profile,
         **body,
         "provenance": provenance.collect(table=name, profile=profile, seed=seed, wall_time_s=wall, device=dev,
-                                         command=command),
+                                         command=command, revision=revision),
     }
     return provenance.write_json(record, out / f"{name}.json")
 

@@ -80,9 +80,10 @@ def versions() -> dict:
     }
 
 
-def collect(*, table: str, profile: str, seed: int, wall_time_s: float, device=None, command: str | None = None) -> dict:
-    """The provenance block: table, profile, seed, device, threads and load, git revision, versions,
-    wall time, time stamp, command."""
+def collect(*, table: str, profile: str, seed: int, wall_time_s: float, device=None, command: str | None = None,
+            revision: dict | None = None) -> dict:
+    """The provenance block: table, profile, seed, device, threads and load, git revision (``revision``
+    when read before the run, else now), versions, wall time, time stamp, command."""
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
@@ -95,7 +96,7 @@ def collect(*, table: str, profile: str, seed: int, wall_time_s: float, device=N
         "device_type": torch.device(device).type if device is not None else "cpu",
         "threads": torch.get_num_threads(),
         "load_average": load,
-        "git_revision": git_revision(),
+        "git_revision": revision if revision is not None else git_revision(),
         "versions": versions(),
         "wall_time_s": round(float(wall_time_s), 3),
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
