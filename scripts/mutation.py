@@ -1,0 +1,430 @@
+"""Mutation testing of the modules the book's correctness rests on, with mutmut, one module at a time.
+
+    .venv/bin/python scripts/mutation.py                      # every module below (hours on 2 cores)
+    .venv/bin/python scripts/mutation.py regkit/losses.py     # some modules; the others keep their record
+    .venv/bin/python scripts/mutation.py --list               # the modules and the tests run for each
+
+Each module is mutated in a scratch copy of the repository (``--scratch``, by default a folder
+under the system's temporary directory), never in this working tree: the copy holds the files of
+``HEAD`` (or, with ``--working-tree``, the files as they are now) and mutmut writes its mutants
+there. Against each mutant run only the tests of the module's list (:data:`MODULES`) that call the
+mutated function (mutmut finds them in a first, instrumented run of the list). Mutants run one at a
+time, on one thread, at low priority: the machine is shared.
+
+mutmut leaves decorated functions alone. Here a decorated function (``@torch.no_grad()``,
+``@lru_cache``, ``@method(...)``, ``@property``, ...) is mutated too: in the scratch copy its
+decorators are taken off and applied again right after it (``f = torch.no_grad()(f)``, on the
+blank line that follows the function, so line numbers do not move), which is the same code. Every
+mutant runs in a fresh process forked from one that only collected the tests (mutmut's
+``forkserver``), so caches such as ``lru_cache`` never carry a value from another run.
+
+The record, ``results/mutation.json``, holds per module and overall the counts, the score
+``(killed + timed out) / (mutants - equivalent)``, the tool and version, the commit, the date and
+the wall time; every mutant that was not killed with its file, line and diff; and the mutants
+reviewed as equivalent (:data:`EQUIVALENT`) with the reason. ``--recheck`` reruns only the mutants
+the previous run in the same scratch copy did not kill (after tests were added), with the tests as
+they are now.
+
+Convention
+----------
+Paths are relative to the repository root; a module is named by its path
+(``regkit/classical/syn.py``). Not run by CI: it takes hours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTMUT_VERSION = "3.8.1"
+
+# The modules and the tests run against their mutants: the module's own tests, its value tests,
+# and the tests of what is built on it where those pin its behaviour. ``tests/test_bad_inputs.py``
+# is in the lists of the modules whose register/load boundary it checks; the others have their
+# exact messages in their own value tests (its slow cases would otherwise run against every
+# surviving mutant of the warp).
+_BAD = "tests/test_bad_inputs.py"
+_CLASSICAL = ["tests/test_classical_values.py", _BAD]
+_MODELS = ["tests/test_models_values.py", _BAD]
+MODULES: dict[str, list[str]] = {
+    "regkit/spatial.py": ["tests/test_spatial.py", "tests/test_spatial_values.py", "tests/test_core_errors.py"],
+    "regkit/filters.py": ["tests/test_filters.py", "tests/test_filters_values.py"],
+    "regkit/metrics.py": ["tests/test_metrics.py", "tests/test_metrics_values.py", "tests/test_core_errors.py"],
+    "regkit/losses.py": ["tests/test_losses.py", "tests/test_losses_values.py", "tests/test_core_errors.py"],
+    "regkit/classical/_common.py": ["tests/test_classical_common.py", "tests/test_classical_values.py"],
+    "regkit/classical/demons.py": ["tests/test_classical_demons.py", *_CLASSICAL],
+    "regkit/classical/optical_flow.py": ["tests/test_classical_optical_flow.py", *_CLASSICAL],
+    "regkit/classical/syn.py": ["tests/test_classical_syn.py", *_CLASSICAL],
+    "regkit/classical/sift_ransac.py": ["tests/test_classical_sift_ransac.py", *_CLASSICAL],
+    "regkit/models/blocks.py": ["tests/test_models_deformable.py", "tests/test_models_gpereg.py",
+                                "tests/test_models_sasnet.py", *_MODELS],
+    "regkit/models/dirnet.py": ["tests/test_models_deformable.py", *_MODELS],
+    "regkit/models/voxelmorph.py": ["tests/test_models_deformable.py", *_MODELS],
+    "regkit/models/transmorph.py": ["tests/test_models_deformable.py", *_MODELS],
+    "regkit/models/factorised.py": ["tests/test_models_gpereg.py", *_MODELS],
+    "regkit/models/gpe.py": ["tests/test_models_gpereg.py", *_MODELS],
+    "regkit/models/gpereg.py": ["tests/test_models_gpereg.py", *_MODELS],
+    "regkit/models/sasnet.py": ["tests/test_models_sasnet.py", *_MODELS],
+    "regkit/checkpoint.py": ["tests/test_checkpoint.py", "tests/test_checkpoint_values.py", _BAD],
+    "regkit/files.py": ["tests/test_files.py", "tests/test_checkpoint.py", "tests/test_data_download.py", _BAD],
+    "regkit/data/download.py": ["tests/test_data_download.py", "tests/test_download_values.py", _BAD],
+    "regkit/evaluation.py": ["tests/test_evaluation.py", "tests/test_evaluation_values.py"],
+}
+
+# Mutants reviewed as equivalent: no test can tell them from the original because the program
+# computes the same thing. Matched by module, function and the changed line before and after
+# (stripped), so that the entries survive edits elsewhere in the module.
+EQUIVALENT: list[dict[str, str]] = []
+
+STATUS_DETECTED = {"killed", "timeout", "segfault"}
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def lift_decorators(source: str) -> tuple[str, list[str]]:
+    """Take the decorators off every decorated function (module level or in a class body) and
+    apply them again on the blank line after the function, so that mutmut mutates it.
+
+    ``@staticmethod`` and ``@classmethod`` alone stay (mutmut handles them). Returns the new
+    source, with every line where it was, and the names of the functions changed.
+
+    >>> src = "import functools\\n\\n@functools.lru_cache(maxsize=2)\\ndef f(x):\\n    return x\\n\\n\\ny = f(1)\\n"
+    >>> new, names = lift_decorators(src)
+    >>> print(new)
+    import functools
+    <BLANKLINE>
+    <BLANKLINE>
+    def f(x):
+        return x
+    f = functools.lru_cache(maxsize=2)(f)
+    <BLANKLINE>
+    y = f(1)
+    <BLANKLINE>
+    >>> names
+    ['f']
+    """
+    tree = ast.parse(source)
+    lines = source.split("\n")
+    lifted = []
+
+    def visit(body, owner: str = ""):
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                visit(node.body, node.name + ".")
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or not node.decorator_list:
+                continue
+            decs = node.decorator_list
+            if len(decs) == 1 and isinstance(decs[0], ast.Name) and decs[0].id in ("staticmethod", "classmethod"):
+                continue
+            expr = node.name
+            for dec in reversed(decs):
+                expr = f"{ast.unparse(dec)}({expr})"
+            after = node.end_lineno   # 0-based index of the line after the function
+            if after >= len(lines) or lines[after].strip():
+                raise ValueError(f"{owner}{node.name}: no blank line after it to re-apply its decorators")
+            for i in range(min(d.lineno for d in decs) - 1, node.lineno - 1):
+                lines[i] = ""
+            lines[after] = " " * node.col_offset + f"{node.name} = {expr}"
+            lifted.append(owner + node.name)
+
+    visit(tree.body)
+    return "\n".join(lines), lifted
+
+
+def _function_spans(source: str) -> dict[str, tuple[int, int]]:
+    """``{"f": (first, last line), "Class.method": ...}`` of module-level functions and methods."""
+    spans = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            spans[node.name] = (node.lineno, node.end_lineno)
+        elif isinstance(node, ast.ClassDef):
+            for sub in node.body:
+                if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    spans[f"{node.name}.{sub.name}"] = (sub.lineno, sub.end_lineno)
+    return spans
+
+
+def function_of(mutant: str) -> str:
+    """``regkit.x.xǁCǁf__mutmut_3`` -> ``C.f``; ``regkit.x.x_g__mutmut_1`` -> ``g``."""
+    name = re.sub(r"__mutmut_\d+$", "", mutant.rpartition(".")[2])
+    if name.startswith("xǁ"):
+        cls, _, fn = name[2:].partition("ǁ")
+        return f"{cls}.{fn}"
+    return name[2:]
+
+
+def describe_mutant(diff: str, source_lines: list[str], span: tuple[int, int]) -> dict:
+    """The first changed line of a mutant (1-based, in the module) and the lines before and after."""
+    old = [ln[1:] for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
+    new = [ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+    line = None
+    if old:
+        target = old[0].strip()
+        for i in range(max(span[0] - 3, 1), span[1] + 1):
+            if source_lines[i - 1].strip() == target:
+                line = i
+                break
+    return {
+        "line": line,
+        "old": "\n".join(s.strip() for s in old),
+        "new": "\n".join(s.strip() for s in new),
+    }
+
+
+def equivalent_reason(module: str, function: str, old: str, new: str) -> str | None:
+    for e in EQUIVALENT:
+        if e["module"] == module and e["function"] == function and e["old"] == old and e["new"] == new:
+            return e["reason"]
+    return None
+
+
+def prepare(scratch: Path, module: str, tests: list[str], working_tree: bool, rev: str = "HEAD") -> list[str]:
+    """A fresh copy of ``regkit/``, ``tests/`` and ``pyproject.toml`` (at ``rev``, or from the
+    working tree) in ``scratch``, the module's decorators lifted, and mutmut's settings in
+    ``setup.cfg``."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    paths = ["regkit", "tests", "pyproject.toml"]
+    if working_tree:
+        for p in paths:
+            src = ROOT / p
+            if src.is_dir():
+                shutil.copytree(src, scratch / p, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(src, scratch / p)
+    else:
+        archive = subprocess.run(["git", "archive", rev, *paths], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(scratch)], input=archive, check=True)
+    target = scratch / module
+    new, lifted = lift_decorators(target.read_text())
+    target.write_text(new)
+    present = [t for t in tests if (scratch / t).is_file()]
+    cfg = [
+        "[mutmut]",
+        "source_paths = regkit",
+        f"only_mutate = {module}",
+        "pytest_add_cli_args_test_selection =",
+        *(f"    {t}" for t in present),
+        "pytest_add_cli_args =",
+        "    -p",
+        "    no:cacheprovider",
+        "process_isolation = forkserver",
+        "forkserver_warmup = collect",
+        "timeout_multiplier = 6.0",
+        "timeout_constant = 5.0",
+        "use_git_change_detection = false",
+        "track_dependencies = false",
+        "use_setproctitle = false",
+    ]
+    (scratch / "setup.cfg").write_text("\n".join(cfg) + "\n")
+    return lifted
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def run_mutmut(scratch: Path, names: list[str] | None, log) -> None:
+    mutmut = Path(sys.executable).parent / "mutmut"
+    cmd = ["nice", "-n", "15", str(mutmut), "run", "--max-children", "1", *(names or [])]
+    proc = subprocess.run(cmd, cwd=scratch, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"mutmut failed in {scratch} (exit {proc.returncode}); see its log")
+
+
+_READER = r"""
+import json, sys
+from mutmut.mutation.data import SourceFileMutationData
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+from mutmut.stats import status_by_exit_code
+m = SourceFileMutationData(path=sys.argv[1]); m.load()
+out = {}
+for key, code in m.exit_code_by_key.items():
+    status = status_by_exit_code[code]
+    out[key] = {"status": status, "diff": get_diff_for_mutant(key, path=sys.argv[1]) if status != "killed" else None}
+print(json.dumps(out))
+"""
+
+
+def read_results(scratch: Path, module: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _READER, module], cwd=scratch, env=_env(), check=True,
+                          capture_output=True, text=True)
+    return json.loads(proc.stdout)
+
+
+def summarise(module: str, results: dict, source: str) -> dict:
+    lines, spans = source.split("\n"), _function_spans(source)
+    counts = {k: 0 for k in ("killed", "timeout", "segfault", "survived", "no tests", "suspicious",
+                             "not checked", "equivalent")}
+    survivors, equivalents = [], []
+    for key in sorted(results, key=lambda k: (function_of(k), int(k.rpartition("_")[2]))):
+        r = results[key]
+        status = r["status"]
+        if status in STATUS_DETECTED:
+            counts[status] += 1
+            continue
+        fn = function_of(key)
+        info = describe_mutant(r["diff"] or "", lines, spans.get(fn, (1, len(lines))))
+        entry = {"mutant": key.rpartition(".")[2], "function": fn, "file": module, **info, "status": status}
+        reason = equivalent_reason(module, fn, info["old"], info["new"])
+        if reason is not None:
+            counts["equivalent"] += 1
+            equivalents.append({**entry, "reason": reason})
+        else:
+            counts[status] = counts.get(status, 0) + 1
+            survivors.append({**entry, "diff": r["diff"]})
+    total = len(results)
+    detected = counts["killed"] + counts["timeout"] + counts["segfault"]
+    counted = total - counts["equivalent"]
+    return {
+        "mutants": total,
+        **{k.replace(" ", "_"): v for k, v in counts.items()},
+        "score": round(detected / counted, 4) if counted else None,
+        "survivors": survivors,
+        "equivalents": equivalents,
+    }
+
+
+def overall(modules: dict) -> dict:
+    total = sum(m["mutants"] for m in modules.values())
+    eq = sum(m["equivalent"] for m in modules.values())
+    det = sum(m["killed"] + m["timeout"] + m["segfault"] for m in modules.values())
+    return {"mutants": total, "detected": det, "equivalent": eq, "not_detected": total - eq - det,
+            "score": round(det / (total - eq), 4) if total > eq else None}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("modules", nargs="*", help="module paths (default: every module of MODULES)")
+    ap.add_argument("--list", action="store_true", help="print the modules and their tests, and stop")
+    ap.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()) / "regkit-mutation")
+    ap.add_argument("--output", type=Path, default=ROOT / "results" / "mutation.json")
+    ap.add_argument("--rev", default="HEAD", help="the commit whose files are mutated and tested (default: HEAD)")
+    ap.add_argument("--working-tree", action="store_true",
+                    help="mutate and test the files as they are in the working tree, not a commit")
+    ap.add_argument("--recheck", action="store_true",
+                    help="rerun only the mutants not killed by the previous run in the scratch copy")
+    args = ap.parse_args(argv)
+
+    if args.list:
+        for m, t in MODULES.items():
+            print(m, "<-", " ".join(t))
+        return 0
+    modules = args.modules or list(MODULES)
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        ap.error(f"unknown modules {unknown}; see --list")
+    import mutmut
+
+    version = getattr(mutmut, "__version__", None) or _pkg_version("mutmut")
+    if version != MUTMUT_VERSION:
+        print(f"note: mutmut {version}; the record was made with {MUTMUT_VERSION}", file=sys.stderr)
+
+    record = json.loads(args.output.read_text()) if args.output.is_file() else {}
+    record.setdefault("modules", {})
+    commit = "working tree on " + _git("rev-parse", "HEAD") if args.working_tree else _git("rev-parse", args.rev)
+    dirty = bool(_git("status", "--porcelain", "--", "regkit", "tests")) if args.working_tree else False
+    for module in modules:
+        slug = module.replace("/", "_").removesuffix(".py")
+        scratch = args.scratch / slug
+        tests = MODULES[module]
+        start = time.time()
+        log_path = args.scratch / f"{slug}.log"
+        args.scratch.mkdir(parents=True, exist_ok=True)
+        print(f"{module}: mutating in {scratch} (log {log_path})", flush=True)
+        with open(log_path, "a") as log:
+            if args.recheck:
+                if not (scratch / "mutants").is_dir():
+                    raise SystemExit(f"--recheck: no previous run in {scratch}")
+                _sync_tests(scratch, args.working_tree, args.rev)
+                before = read_results(scratch, module)
+                names = [k for k, r in before.items() if r["status"] not in STATUS_DETECTED]
+                lifted = record["modules"].get(module, {}).get("decorators_lifted", [])
+                if names:
+                    run_mutmut(scratch, names, log)
+            else:
+                lifted = prepare(scratch, module, tests, args.working_tree, args.rev)
+                run_mutmut(scratch, None, log)
+        results = read_results(scratch, module)
+        source = (scratch / module).read_text()
+        summary = summarise(module, results, source)
+        minutes = round((time.time() - start) / 60, 1)
+        prev = record["modules"].get(module, {})
+        record["modules"][module] = {
+            "tests": [t for t in tests if (scratch / t).is_file()],
+            "decorators_lifted": lifted,
+            "commit": commit,
+            "working_tree_changes": dirty,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "minutes": minutes if not args.recheck else prev.get("minutes"),
+            "recheck_minutes": minutes if args.recheck else None,
+            **summary,
+        }
+        print(f"{module}: {summary['mutants']} mutants, score {summary['score']}, "
+              f"{len(summary['survivors'])} not killed, {summary['equivalent']} equivalent, {minutes} min",
+              flush=True)
+        _write(args.output, record, version)
+    return 0
+
+
+def _sync_tests(scratch: Path, working_tree: bool, rev: str) -> None:
+    """Bring the scratch copy's tests (and mutmut's copy of them) up to date."""
+    for dest in (scratch / "tests", scratch / "mutants" / "tests"):
+        shutil.rmtree(dest)
+        if working_tree:
+            shutil.copytree(ROOT / "tests", dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            dest.mkdir()
+            archive = subprocess.run(["git", "archive", rev, "tests"], cwd=ROOT, check=True,
+                                     capture_output=True).stdout
+            subprocess.run(["tar", "-x", "--strip-components=1", "-C", str(dest)], input=archive, check=True)
+
+
+def _pkg_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
+
+
+def _write(path: Path, record: dict, version: str) -> None:
+    import torch
+
+    modules = dict(sorted(record["modules"].items()))
+    out = {
+        "what": "mutation testing of the modules the book's correctness rests on (scripts/mutation.py)",
+        "tool": "mutmut",
+        "tool_version": version,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "score_rule": "(killed + timeout + segfault) / (mutants - equivalent); 'no tests' and survivors count against",
+        "overall": overall(modules),
+        "per_module": {m: {k: v[k] for k in ("mutants", "killed", "timeout", "segfault", "survived", "no_tests",
+                                             "suspicious", "equivalent", "score", "commit", "date", "minutes")
+                           if k in v} for m, v in modules.items()},
+        "modules": modules,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
