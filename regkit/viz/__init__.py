@@ -12,6 +12,7 @@
 :mod:`regkit.viz.tables`               result_table, ResultTable (HTML + plain text)
 :mod:`regkit.viz.layout`               panels, grids, titles, sizes (PANEL_SIZE, DPI, ...)
 :mod:`regkit.viz.inputs`               tensors/arrays to images and fields, argument checks
+:mod:`regkit.viz.book`                 glue (myst-nb's, or a plain display without it)
 =====================================  ===================================================
 
 Every plot takes a torch tensor or a numpy array shaped ``N,C,H,W``, ``C,H,W`` or ``H,W``
@@ -40,6 +41,7 @@ Examples
 True
 """
 
+from .book import glue
 from .fields import deformed_grid, flow, flow_to_rgb, jacobian_map, quiver
 from .figures import figure_outputs, figure_overlays
 from .images import checkerboard, compare_grid, difference, draw_matches, overlay, show_pair
@@ -70,4 +72,5 @@ __all__ = [
     "Slider",
     "result_table",
     "ResultTable",
+    "glue",
 ]
