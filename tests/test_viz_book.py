@@ -30,3 +30,13 @@ def test_glue_with_myst_nb_stores_the_value(monkeypatch):
     assert calls == [("x", 1.5, False)]
     with pytest.raises(ValueError, match="name"):
         viz.glue("", 1)
+
+
+def test_glue_closes_a_figure_once_glued(monkeypatch):
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setitem(sys.modules, "myst_nb", None)
+    monkeypatch.setattr("IPython.display.display", lambda v: None)
+    fig = plt.figure()
+    viz.glue("fig", fig)
+    assert not plt.fignum_exists(fig.number)

@@ -29,6 +29,9 @@ def glue(name: str, value: Any, display: bool = True) -> None:
     display : bool
         Also show the value in the cell's output (myst-nb's meaning). Without myst-nb the value is
         shown unless it is a plain number or string with ``display=False``.
+
+    A matplotlib figure is closed once glued, so that the notebook does not show it a second time
+    at the end of the cell.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
@@ -39,5 +42,15 @@ def glue(name: str, value: Any, display: bool = True) -> None:
             from IPython.display import display as show
 
             show(value)
-        return
-    myst_glue(name, value, display=display)
+    else:
+        myst_glue(name, value, display=display)
+    _close_if_figure(value)
+
+
+def _close_if_figure(value: Any) -> None:
+    from matplotlib.figure import Figure
+
+    if isinstance(value, Figure):
+        import matplotlib.pyplot as plt
+
+        plt.close(value)
