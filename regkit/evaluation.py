@@ -67,6 +67,7 @@ __all__ = [
     "evaluate",
     "summarise",
     "summary_rows",
+    "table_data",
     "format_table",
 ]
 
@@ -507,6 +508,24 @@ def summary_rows(results: dict, paper=None, metrics: Sequence[str] | None = None
         row["seconds_per_pair"] = r["seconds_per_pair"]
         rows.append(row)
     return rows
+
+
+def table_data(results: dict, metrics: Sequence[str] | None = None) -> dict:
+    """The summaries of an :func:`evaluate` result as ``{label: {metric: {"mean", "std", "failed"}}}``,
+    the input :func:`regkit.viz.result_table` takes for one source; metrics that do not apply to a
+    method are left out.
+
+    >>> res = {"metrics": ["ncc", "epe"], "methods": {"identity": {"mean": {"ncc": 0.5, "epe": None},
+    ...        "std": {"ncc": 0.1, "epe": None}, "failed": {"ncc": 0, "epe": 0}}}}
+    >>> table_data(res)
+    {'identity': {'ncc': {'mean': 0.5, 'std': 0.1, 'failed': 0}}}
+    """
+    metrics = list(metrics or results["metrics"])
+    return {
+        label: {m: {"mean": r["mean"][m], "std": r["std"][m], "failed": r.get("failed", {}).get(m, 0)}
+                for m in metrics if r["mean"].get(m) is not None}
+        for label, r in results["methods"].items()
+    }
 
 
 def _fmt(v, digits: int) -> str:
