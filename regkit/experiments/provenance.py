@@ -27,7 +27,7 @@ import torch
 
 from ..files import atomic_write
 
-__all__ = ["collect", "git_revision", "device_name", "versions", "plain", "write_json", "read_json", "REPO_ROOT"]
+__all__ = ["collect", "describe", "git_revision", "device_name", "versions", "plain", "write_json", "read_json", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The folder that holds the ``regkit`` package (the repository root in a checkout)."""
@@ -102,6 +102,27 @@ def collect(*, table: str, profile: str, seed: int, wall_time_s: float, device=N
         "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": command,
     }
+
+
+def describe(record: dict) -> str:
+    """One line saying where a results file comes from: commit (and whether the tree was dirty),
+    date, device, profile.
+
+    >>> describe({"provenance": {"git_revision": {"commit": "532545da7ded", "dirty": False},
+    ...           "created_utc": "2026-11-21T06:23:02Z", "device": "AMD EPYC (1 threads)", "profile": "cpu"}})
+    'commit 532545d, 2026-11-21, AMD EPYC (1 threads), cpu profile'
+    """
+    prov = record.get("provenance", record) if isinstance(record, dict) else {}
+    rev = prov.get("git_revision")
+    commit, dirty = (rev.get("commit"), rev.get("dirty")) if isinstance(rev, dict) else (rev, None)
+    parts = [f"commit {commit[:7]}" + (" (uncommitted changes)" if dirty else "") if commit else "commit not recorded"]
+    created = prov.get("created_utc")
+    parts.append(created[:10] if isinstance(created, str) else "date not recorded")
+    if prov.get("device"):
+        parts.append(str(prov["device"]))
+    if prov.get("profile"):
+        parts.append(f"{prov['profile']} profile")
+    return ", ".join(parts)
 
 
 def plain(obj, where: str = "result"):
