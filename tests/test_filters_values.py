@@ -130,3 +130,15 @@ def test_image_gradient_of_a_quadratic():
     assert g[0, 0, 0].tolist() == [1.0, 2.0, 4.0, 6.0, 7.0]
     assert torch.equal(g[0, 1], torch.full((4, 5), 3.0))
     assert math.isclose(float(F.image_gradient(torch.rand(2, 1, 2, 2)).shape[0]), 2)
+
+
+def test_the_device_follows_the_inputs_not_the_default_device():
+    x = torch.rand(1, 2, 9, 8, generator=torch.Generator().manual_seed(5))
+    calls = {"blur": lambda: F.gaussian_blur(x, 1.3), "filter": lambda: F.gaussian_filter(x, 1.3),
+             "filter replicate": lambda: F.gaussian_filter(x, 1.3, padding="replicate"),
+             "gradient": lambda: F.image_gradient(x[:, :1])}
+    for name, call in calls.items():
+        ref = call()
+        with torch.device("meta"):
+            out = call()
+        assert out.device.type == "cpu" and torch.equal(out, ref), name

@@ -208,3 +208,20 @@ def test_regulariser_errors_name_the_argument(name):
 def test_local_ncc_window_must_be_a_positive_integer(window, error, message):
     with pytest.raises(error, match=f"^{message}$"):
         losses.local_ncc_loss(_GOOD, _GOOD, window)
+
+
+def test_the_device_follows_the_inputs_not_the_default_device():
+    """With another default device (meta), every loss of CPU inputs still runs on the CPU: no
+    tensor is made on the default device."""
+    g = torch.Generator().manual_seed(9)
+    w, f, u = torch.rand(1, 2, 8, 9, generator=g), torch.rand(1, 2, 8, 9, generator=g), torch.randn(1, 2, 8, 9, generator=g)
+    calls = {
+        "mse": lambda: losses.mse_loss(w, f), "ncc": lambda: losses.ncc_loss(w, f),
+        "lncc": lambda: losses.local_ncc_loss(w, f, 3), "diffusion": lambda: losses.diffusion_loss(u),
+        "bending": lambda: losses.bending_loss(u),
+    }
+    for name, call in calls.items():
+        ref = call()
+        with torch.device("meta"):
+            out = call()
+        assert out.device.type == "cpu" and torch.equal(out, ref), name

@@ -253,3 +253,24 @@ def test_metrics_are_float32_without_gradients_even_for_float64_inputs():
         s, d = M.ssim(a.float(), b.float()), M.smooth_dice(a.float(), b.float())
     assert s.dtype == torch.float32 and d.dtype == torch.float32
     assert torch.allclose(s, M.ssim(a, b), atol=1e-6) and torch.allclose(d, M.smooth_dice(a, b), atol=1e-6)
+
+
+def test_the_device_follows_the_inputs_not_the_default_device():
+    g = torch.Generator().manual_seed(6)
+    a, b = torch.rand(2, 1, 12, 13, generator=g), torch.rand(2, 1, 12, 13, generator=g)
+    u, mask = torch.randn(2, 2, 12, 13, generator=g), torch.rand(2, 1, 12, 13, generator=g) > 0.3
+    lm, lf = torch.rand(2, 4, 2, generator=g) * 10, torch.rand(2, 4, 2, generator=g) * 10
+    valid = torch.tensor([[1, 1, 0, 1], [1, 0, 0, 0]]).bool()
+    calls = {
+        "mse": lambda: M.mse(a, b, mask), "psnr": lambda: M.psnr(a, b), "ssim": lambda: M.ssim(a, b, mask),
+        "ncc": lambda: M.ncc(a, b, mask), "dice": lambda: M.dice(a, b),
+        "labels": lambda: M.dice(a.round().long(), b.round().long(), [0, 1]),
+        "soft_dice": lambda: M.soft_dice(a, b, mask), "smooth_dice": lambda: M.smooth_dice(a, b),
+        "tre": lambda: M.tre(lm, lf, u, valid=valid),
+        "epe": lambda: M.epe(u, -u, mask), "folding_fraction": lambda: M.folding_fraction(u, mask),
+    }
+    for name, call in calls.items():
+        ref = call()
+        with torch.device("meta"):
+            out = call()
+        assert out.device.type == "cpu" and torch.equal(out, ref), name

@@ -403,3 +403,26 @@ def test_warp_labels_keeps_float_labels_unrounded_and_their_dtype():
     moved = S.warp_labels(ints, shift)
     assert moved.dtype == torch.long
     assert moved[0, 0, :, :3].equal(ints[0, 0, :, 1:]) and int(moved[0, 0, :, 3].abs().sum()) == 0
+
+
+def test_the_device_follows_the_inputs_not_the_default_device():
+    """With another default device (meta), functions of CPU tensors still compute on the CPU
+    (every tensor they make follows their inputs) and give the same values."""
+    g = torch.Generator().manual_seed(7)
+    img, u = torch.rand(2, 1, 8, 9, generator=g), torch.randn(2, 2, 8, 9, generator=g)
+    theta, pts = S.affine_matrix((8, 9), rotation=10.0, tx=1.0), torch.rand(2, 3, 2, generator=g) * 7
+    src, ctrl = torch.rand(6, 2, generator=g), torch.randn(2, 2, 5, 6, generator=g)
+    calls = {
+        "warp": lambda: S.warp(img, u), "warp_labels": lambda: S.warp_labels((img > 0.5).long(), u),
+        "compose": lambda: S.compose(u, u), "integrate_velocity": lambda: S.integrate_velocity(u, 3),
+        "resize_image": lambda: S.resize_image(img, (5, 6)), "resize_disp": lambda: S.resize_disp(u, (5, 6)),
+        "affine_to_disp": lambda: S.affine_to_disp(theta, (4, 5)), "disp_to_affine": lambda: S.disp_to_affine(u),
+        "invert_affine": lambda: S.invert_affine(theta), "fit_affine": lambda: S.fit_affine(src, 2 * src + 1),
+        "jacobian_determinant": lambda: S.jacobian_determinant(u), "inside_mask": lambda: S.inside_mask(u),
+        "sample_points": lambda: S.sample_points(img, pts), "bspline_upsample": lambda: S.bspline_upsample(ctrl, (8, 9)),
+    }
+    for name, call in calls.items():
+        ref = call()
+        with torch.device("meta"):
+            out = call()
+        assert out.device.type == "cpu" and torch.equal(out, ref), name
