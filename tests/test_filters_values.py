@@ -142,3 +142,40 @@ def test_the_device_follows_the_inputs_not_the_default_device():
         with torch.device("meta"):
             out = call()
         assert out.device.type == "cpu" and torch.equal(out, ref), name
+
+
+@pytest.mark.parametrize("sigma", [0.3, 0.7, 1.3, 2.5])
+def test_taps_are_computed_in_float64_then_rounded(sigma):
+    """The taps equal the float64 Gaussian rounded once to float32 (a float32 computation is off by
+    up to 1e-7 at sigma 0.3)."""
+    for rule in ("ceil", "round"):
+        k = F.gaussian_kernel1d(sigma, 3.0, rule)
+        ref = torch.from_numpy(_gauss(sigma, (k.numel() - 1) // 2)).float()
+        assert float((k - ref).abs().max()) <= 1e-9, rule
+
+
+def test_blur_uses_the_ceil_radius_and_filter_the_round_one():
+    """sigma 1, truncate 1.4: ``gaussian_blur`` takes radius ceil(1.4) = 2, ``gaussian_filter``
+    int(1.9) = 1 (SciPy's ``radius=`` gives each)."""
+    from scipy import ndimage
+
+    x = torch.rand(1, 1, 9, 11, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    blur = F.gaussian_blur(x, 1.0, truncate=1.4)
+    assert np.allclose(blur[0, 0].numpy(), ndimage.gaussian_filter(x[0, 0].numpy(), 1.0, mode="nearest", radius=2),
+                       atol=1e-7)
+    filt = F.gaussian_filter(x, 1.0, truncate=1.4, padding="replicate")
+    assert np.allclose(filt[0, 0].numpy(), ndimage.gaussian_filter(x[0, 0].numpy(), 1.0, mode="nearest", radius=1),
+                       atol=1e-7)
+
+
+@pytest.mark.parametrize("h, w", [(3, 8), (8, 3)])
+def test_blur_radius_equal_to_a_side_is_clipped(h, w):
+    """Radius 3 (sigma 1) on a side of exactly 3 px is clipped to 2, with the five middle taps
+    renormalised: replicate padding of the clipped kernel, computed here row by row."""
+    x = torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(h), dtype=torch.float64)
+    t = _gauss(1.0, 3)[1:6]
+    t = t / t.sum()
+    xp = np.pad(x[0, 0].numpy(), 2, mode="edge")
+    rows = sum(t[i] * xp[:, i: i + w] for i in range(5))
+    expected = sum(t[i] * rows[i: i + h] for i in range(5))
+    assert np.allclose(F.gaussian_blur(x, 1.0)[0, 0].numpy(), expected, atol=1e-12)
