@@ -125,6 +125,27 @@ def _load_reviews() -> None:
         ["k = k.to(device=None, dtype=x.dtype)", "k = k.to(dtype=x.dtype)"],
         "the taps are made on the CPU: without device= they stay there, which only a GPU input notices")
 
+    # --- regkit/metrics.py
+    m = "regkit/metrics.py"
+    for fn, name in (("_as_binary", "name"), ("dice", '"a"'), ("dice", '"b"')):
+        x = "x" if fn == "_as_binary" else name.strip('"')
+        old = f"check_tensor({name}, {x}, ndim=4, floating=False)"
+        eq(m, fn, old, [f"check_tensor({name}, {x}, ndim=None, floating=False)", f"check_tensor({name}, {x}, floating=False)"],
+           "dice refuses inputs that are not 4-D before this check, so ndim=4 is never what fails")
+        eq(m, fn, old, f"check_tensor({name}, {x}, ndim=4, floating=None)",
+           "floating=None is falsy like False: check_tensor tests `if floating and ...`")
+    eq(m, "dice", "scores.append(torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total)))",
+       "scores.append(torch.where(total > 0, 2 * inter / total.clamp_min(2), torch.ones_like(total)))",
+       "the clamp only acts for total < 2, where the overlap is 0 (one pixel in all cannot be in both sets), so the "
+       "quotient is 0 either way; total = 0 takes the other branch")
+    eq(m, "smooth_dice", "a, b = gaussian_filter(a, sigma, 3.5), gaussian_filter(b, sigma, 3.5)",
+       ["a, b = gaussian_filter(a, sigma, ), gaussian_filter(b, sigma, 3.5)",
+        "a, b = gaussian_filter(a, sigma, 3.5), gaussian_filter(b, sigma, )"],
+       "3.5 is gaussian_filter's default truncate")
+    dev(m, "tre", "valid = valid.to(dist.device, torch.bool)",
+        ["valid = valid.to(None, torch.bool)", "valid = valid.to(torch.bool)"],
+        "moves the mask to the distances' device: only a mask on another device than the landmarks notices")
+
 
 _load_reviews()
 

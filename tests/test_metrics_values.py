@@ -274,3 +274,50 @@ def test_the_device_follows_the_inputs_not_the_default_device():
         with torch.device("meta"):
             out = call()
         assert out.device.type == "cpu" and torch.equal(out, ref), name
+
+
+def test_dice_per_pair_integers_and_single_pixels():
+    """Two pairs in one batch keep their own scores; negative integers are non-zero, so they count;
+    one pixel against an empty mask scores 0 (only two empty masks score 1)."""
+    a = torch.tensor([[[[1, 0, 2, 0]]], [[[0, -1, 0, 0]]]])
+    b = torch.tensor([[[[1, 1, 0, 0]]], [[[0, 5, 0, 0]]]])
+    assert M.dice(a, b).tolist() == pytest.approx([0.5, 1.0])
+    assert M.dice(a.float(), b.float()).tolist() == pytest.approx([0.5, 0.0])     # floats: above 0.5 only
+    one, empty = torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)
+    one[..., 0, 0] = 1.0
+    assert M.dice(one, empty).tolist() == [0.0] and M.dice(empty, one).tolist() == [0.0]
+    la = torch.tensor([[[[1, 1, 2]]], [[[2, 2, 2]]]])
+    lb = torch.tensor([[[[1, 2, 2]]], [[[2, 1, 1]]]])
+    # pair 0: label 1 -> 2/3, label 2 -> 2/3; pair 1: label 1 -> 0, label 2 -> 2*1/(3+1) = 1/2
+    assert M.dice(la, lb, labels=[1, 2]).tolist() == pytest.approx([2 / 3, 0.25])
+
+
+def test_epe_of_two_nonzero_fields():
+    """``|(1, 2) - (4, -2)| = 5`` everywhere; per pair, in a batch of two."""
+    u = torch.zeros(2, 2, 3, 3)
+    v = torch.zeros(2, 2, 3, 3)
+    u[0, 0], u[0, 1], v[0, 0], v[0, 1] = 1.0, 2.0, 4.0, -2.0
+    u[1, 0], v[1, 0] = -1.0, 2.0
+    assert M.epe(u, v).tolist() == [5.0, 3.0]
+
+
+def test_tre_per_pair_with_weights_read_as_truth_values():
+    """Two pairs: errors (1, 3) and (2, 4). ``valid`` keeps (yes, yes) and (no, yes); any non-zero
+    entry counts as true (a float 2.0 does not weight the landmark twice)."""
+    fixed = torch.zeros(2, 2, 2)
+    moving = torch.tensor([[[1.0, 0.0], [3.0, 0.0]], [[0.0, 2.0], [0.0, 4.0]]])
+    assert M.tre(moving, fixed).tolist() == [2.0, 3.0]
+    assert M.tre(moving, fixed, valid=torch.tensor([[True, True], [False, True]])).tolist() == [2.0, 4.0]
+    assert M.tre(moving, fixed, valid=torch.tensor([[2.0, 1.0], [0.0, 3.0]])).tolist() == [2.0, 4.0]
+    with pytest.raises(ValueError, match="valid must keep at least one landmark in every pair"):
+        M.tre(moving, fixed, valid=torch.tensor([[True, True], [False, False]]))
+
+
+def test_smooth_dice_threshold_of_a_black_pair():
+    """Denominators up to 1e-12 count as two black images (score 1): a pixel of 1e-6 (squared
+    exactly 1e-12 in float32) against black scores 1; 2e-6 scores 0."""
+    a, black = torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2)
+    a[..., 0, 0] = 1e-6
+    assert M.smooth_dice(a, black, sigma=0).tolist() == [1.0]
+    a[..., 0, 0] = 2e-6
+    assert M.smooth_dice(a, black, sigma=0).tolist() == [0.0]
