@@ -142,6 +142,14 @@ def _load_reviews() -> None:
        ["a, b = gaussian_filter(a, sigma, ), gaussian_filter(b, sigma, 3.5)",
         "a, b = gaussian_filter(a, sigma, 3.5), gaussian_filter(b, sigma, )"],
        "3.5 is gaussian_filter's default truncate")
+    eq(m, "ssim", "if min(a.shape[-2:]) <= 2 * r:", "if min(a.shape[+2:]) <= 2 * r:",
+       "a is checked to be 4-D (check_pair), so shape[2:] is shape[-2:]")
+    eq(m, "ssim", 'raise ValueError(f"a and b must be larger than the {2 * r + 1}-pixel SSIM window, got {tuple(a.shape[-2:])}")',
+       'raise ValueError(f"a and b must be larger than the {2 * r + 1}-pixel SSIM window, got {tuple(a.shape[+2:])}")',
+       "a is checked to be 4-D (check_pair), so shape[2:] is shape[-2:]")
+    eq(m, "ssim", 'stats = gaussian_filter(torch.cat((a, b, a * a, b * b, a * b), 1), sigma, 3.5, padding="valid")',
+       'stats = gaussian_filter(torch.cat((a, b, a * a, b * b, a * b), 1), sigma, padding="valid")',
+       "3.5 is gaussian_filter's default truncate")
     dev(m, "tre", "valid = valid.to(dist.device, torch.bool)",
         ["valid = valid.to(None, torch.bool)", "valid = valid.to(torch.bool)"],
         "moves the mask to the distances' device: only a mask on another device than the landmarks notices")

@@ -321,3 +321,25 @@ def test_smooth_dice_threshold_of_a_black_pair():
     assert M.smooth_dice(a, black, sigma=0).tolist() == [1.0]
     a[..., 0, 0] = 2e-6
     assert M.smooth_dice(a, black, sigma=0).tolist() == [0.0]
+
+
+def test_ncc_threshold_of_a_constant_image():
+    """Products of standard deviations up to 1e-12 count as constant (NCC 0): ``(0, 2e-6)`` has a
+    standard deviation of exactly 1e-6 in float32, so its NCC with itself is 0, not 1."""
+    a = torch.tensor([[[[0.0, 2e-6]]]])
+    assert M.ncc(a, a).tolist() == [0.0]
+    b = torch.tensor([[[[0.0, 4e-6]]]])
+    assert M.ncc(b, b).tolist() == pytest.approx([1.0])
+
+
+def test_ssim_constants_on_dark_images_and_many_channels():
+    """On dark images the constants ``c1 = (k1 R)^2`` and ``c2 = (k2 R)^2`` weigh as much as the
+    statistics: against skimage to 1e-6 with R = 2; six channels are averaged like skimage's."""
+    g = torch.Generator().manual_seed(12)
+    a = torch.rand(1, 6, 16, 15, generator=g) * 0.05
+    b = (a + 0.02 * torch.rand(1, 6, 16, 15, generator=g)).clamp(0, 1)
+    kw = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=2.0, channel_axis=0)
+    want = structural_similarity(a[0].double().numpy(), b[0].double().numpy(), **kw)
+    assert float(M.ssim(a, b, data_range=2.0)) == pytest.approx(want, abs=1e-6)
+    want1 = structural_similarity(a[0, :1].double().numpy(), b[0, :1].double().numpy(), K1=0.05, K2=0.1, **kw)
+    assert float(M.ssim(a[:, :1], b[:, :1], data_range=2.0, k1=0.05, k2=0.1)) == pytest.approx(want1, abs=1e-6)
