@@ -426,3 +426,78 @@ def test_the_device_follows_the_inputs_not_the_default_device():
         with torch.device("meta"):
             out = call()
         assert out.device.type == "cpu" and torch.equal(out, ref), name
+
+
+# ------------------------------------------------------------------------------------------------
+# Integration, resampling modes, dtypes and the CPU chunks of a warp
+# ------------------------------------------------------------------------------------------------
+
+def test_integrate_velocity_of_constant_and_linear_fields():
+    """A constant velocity is a translation: exp(v) = v exactly, whatever the steps. A linear
+    contraction ``v = c x`` (c = -0.1) stays linear under scaling and squaring (bilinear reads of a
+    linear field are exact, and the sample points stay inside): ``u = ((1 + c/2^K)^(2^K) - 1) x``."""
+    v = torch.zeros(1, 2, 5, 7, dtype=torch.float64)
+    v[:, 0], v[:, 1] = 1.25, -0.5
+    for steps in (0, 1, 7):
+        assert torch.allclose(S.integrate_velocity(v, steps), v, atol=1e-12)
+    lin = torch.zeros(1, 2, 5, 33, dtype=torch.float64)
+    x = torch.arange(33, dtype=torch.float64)
+    lin[:, 0] = -0.1 * x
+    for steps in (3, 7):
+        k = 2**steps
+        want = ((1 - 0.1 / k) ** k - 1) * x
+        got = S.integrate_velocity(lin, steps)
+        assert torch.allclose(got[0, 0], want.expand(5, 33), atol=1e-10) and float(got[0, 1].abs().max()) == 0.0
+    assert torch.equal(S.integrate_velocity(lin), S.integrate_velocity(lin, 7))          # 7 steps by default
+    assert not torch.allclose(S.integrate_velocity(lin), S.integrate_velocity(lin, 8), atol=1e-7)
+
+
+def test_warp_modes():
+    """A 0.4 px shift: nearest reads the same pixel, bilinear blends 60/40, bicubic equals
+    grid_sample's bicubic (align_corners=True) at the same points."""
+    img = torch.rand(2, 1, 6, 7, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    u = torch.zeros(2, 2, 6, 7, dtype=torch.float64)
+    u[:, 0] = 0.4
+    assert torch.equal(S.warp(img, u, mode="nearest")[..., :6], img[..., :6])
+    assert torch.allclose(S.warp(img, u)[..., :6], 0.6 * img[..., :6] + 0.4 * img[..., 1:], atol=1e-12)
+    xs = (torch.arange(7, dtype=torch.float64) + 0.4) / 3 - 1
+    ys = torch.arange(6, dtype=torch.float64) / 2.5 - 1
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1)[None].expand(2, 6, 7, 2)
+    ref = torch.nn.functional.grid_sample(img, grid, mode="bicubic", padding_mode="border", align_corners=True)
+    assert torch.allclose(S.warp(img, u, mode="bicubic"), ref, atol=1e-12)
+
+
+def test_warp_samples_in_the_wider_input_dtype():
+    """float64 image with a float32 field, and the other way round: sampled and returned in float64
+    (1e8 + x and 1/3 px need it)."""
+    img = (S.identity_grid((4, 6), dtype=torch.float64)[:, :1] + 1e8).clone()
+    u = torch.zeros(1, 2, 4, 6)
+    u[:, 0] = 1.0
+    out = S.warp(img, u)
+    assert out.dtype == torch.float64 and torch.equal(out[0, 0, :, :5], img[0, 0, :, 1:])
+    third = torch.full((1, 2, 4, 6), 1 / 3, dtype=torch.float64)
+    out = S.warp(S.identity_grid((4, 6))[:, :1].clone(), third)
+    assert out.dtype == torch.float64 and abs(float(out[0, 0, 1, 1]) - 4 / 3) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+@pytest.mark.parametrize("grad", [False, True])
+def test_cpu_chunks_give_the_same_warp(dtype, grad):
+    """40 pairs of 64 x 64 px are warped in chunks of 32 on the CPU (2^17 px each): values, dtype
+    and gradients equal those of the pairs warped one by one, in every mode."""
+    g = torch.Generator().manual_seed(4)
+    img = torch.rand(40, 2, 64, 64, generator=g).to(dtype)
+    u = (torch.randn(40, 2, 64, 64, generator=g) * 3).to(dtype)
+    if grad:
+        u.requires_grad_(True)
+    for mode in ("bilinear", "nearest", "bicubic"):
+        out = S.warp(img, u, mode=mode, padding="zeros")
+        assert out.dtype == dtype and out.shape == (40, 2, 64, 64) and out.requires_grad == grad
+        one = torch.cat([S.warp(img[i: i + 1], u[i: i + 1], mode=mode, padding="zeros") for i in (0, 31, 32, 39)])
+        assert torch.equal(out[[0, 31, 32, 39]], one), mode
+    if grad:
+        out.sum().backward()
+        g_all = u.grad.clone()
+        u.grad = None
+        S.warp(img[32:33], u[32:33], mode="bicubic", padding="zeros").sum().backward()
+        assert torch.equal(g_all[32], u.grad[32])
