@@ -154,6 +154,24 @@ def _load_reviews() -> None:
         ["valid = valid.to(None, torch.bool)", "valid = valid.to(torch.bool)"],
         "moves the mask to the distances' device: only a mask on another device than the landmarks notices")
 
+    # --- regkit/classical/_common.py
+    m = "regkit/classical/_common.py"
+    eq(m, "auto_levels", "side = (side + 1) // 2", "side = (side + 1) / 2",
+       "real-valued halving stays less than 1 above the integer one (the gap halves and adds at most 1/2), and "
+       "the threshold 2 top is an integer, so the loop stops after the same number of levels")
+    eq(m, "check_levels_iterations", 'check_positive("iterations", iterations, integer=True)',
+       ['check_positive("iterations", iterations, integer=None)', 'check_positive("iterations", iterations, )',
+        'check_positive("iterations", iterations, integer=False)'],
+       "this branch is only taken for a Python int (not a bool), so the integer check cannot fail")
+    eq(m, "check_min_size", "h, w = x.shape[-2:]", "h, w = x.shape[+2:]",
+       "the methods call it on checked 4-D batches, where shape[2:] is shape[-2:]")
+    old = "return [x if tuple(s) == tuple(x.shape[-2:]) else spatial.resize_image(x, s, antialias=True, check=False)"
+    eq(m, "image_pyramid", old, old.replace("x.shape[-2:]", "x.shape[+2:]"),
+       "images are 4-D batches, where shape[2:] is shape[-2:]")
+    eq(m, "image_pyramid", old, [old.replace("check=False", "check=None"), old.replace(", check=False", ", "),
+                                 old.replace("check=False", "check=True")],
+       "check only validates inputs (the methods have checked them with check_pair); the resized values are the same")
+
 
 _load_reviews()
 

@@ -57,8 +57,9 @@ def test_grey_is_the_float32_channel_mean():
 
 def test_auto_levels_boundaries():
     """The shorter side is halved, rounding up, while it is at least ``2 top``: 31 px -> 1 level,
-    32 -> 2, 63 -> 32 -> 16 = 3 levels (rounding down would stop at 31 and give 2)."""
-    assert [C.auto_levels((s, 1000)) for s in (16, 31, 32, 63, 64, 65)] == [1, 1, 2, 3, 3, 3]
+    32 -> 2, 62 -> 31 = 2 levels, 63 -> 32 -> 16 = 3 levels (rounding down would stop at 31 and
+    give 2; adding 2 before halving would take 62 to 32 and give 3)."""
+    assert [C.auto_levels((s, 1000)) for s in (16, 31, 32, 62, 63, 64, 65)] == [1, 1, 2, 2, 3, 3, 3]
     assert C.auto_levels((1000, 40)) == 2
     assert C.auto_levels((64, 64), top=8) == 4          # 64 -> 32 -> 16 -> 8
     assert C.auto_levels((64, 64), top=32) == 2
