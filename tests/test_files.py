@@ -84,3 +84,13 @@ def test_sha256sum_of_small_and_multi_chunk_files(tmp_path):
     assert files.sha256sum(str(tmp_path / "big")) == hashlib.sha256(big).hexdigest()
     (tmp_path / "empty").write_bytes(b"")
     assert files.sha256sum(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()
+
+
+def test_a_temp_file_exactly_at_the_age_limit_is_kept(tmp_path, monkeypatch):
+    """Stale means older than the limit: a temp file exactly ``older_than_s`` old stays."""
+    p = tmp_path / ".tmp-x.part"
+    p.write_bytes(b"x")
+    monkeypatch.setattr(files.time, "time", lambda: 10_000.0)
+    monkeypatch.setattr(files.os.path, "getmtime", lambda path: 10_000.0 - 3600.0)
+    assert files.remove_stale_temps(tmp_path) == [] and p.exists()
+    assert files.remove_stale_temps(tmp_path, older_than_s=3599.5) == [p] and not p.exists()
