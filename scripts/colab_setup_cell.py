@@ -4,7 +4,9 @@
     .venv/bin/python scripts/colab_setup_cell.py --check    # exit 1 and name the chapters that differ
 
 The setup cell is a chapter's first code cell. It installs regkit from the repository named once,
-in ``_config.yml`` (``repository.url``), on Colab only, and does nothing elsewhere. Its extras
+in ``_config.yml`` (``repository.url``), on Colab only, and does nothing elsewhere. On Colab it
+also fetches a shallow copy of the repository and works in its ``book`` folder, so that a chapter
+finds the committed results files (``../results/*.json``) as it does in a checkout. Its extras
 (``reference,data``) replace nothing that Colab already has; ``tests/test_colab_env.py`` checks
 that in a Colab-like environment. A chapter whose code calls ``ants_syn`` gets, commented out, the
 line that adds ANTsPy (``regkit[ants]``), with the warning that it downgrades NumPy and SciPy.
@@ -59,6 +61,9 @@ def setup_cell_source(url: str, ants: bool = False) -> str:
         "import sys",
         'if "google.colab" in sys.modules:',
         f'    %pip install -q "{requirement(url)}"',
+        "    # The chapters read the committed results files (results/*.json): work in a copy.",
+        f"    !git clone -q --depth 1 {url} /content/{url.rsplit('/', 1)[-1]}",
+        f"    %cd /content/{url.rsplit('/', 1)[-1]}/book",
     ]
     if ants:
         lines += [
