@@ -177,6 +177,24 @@ def _load_reviews() -> None:
        'for chunk in iter(lambda: f.read(None), b""):',
        "read(None) reads the whole file in one chunk: the same bytes reach the hash (only memory differs)")
 
+    # --- regkit/checkpoint.py
+    m = "regkit/checkpoint.py"
+    eq(m, "set_rng_state", "np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))",
+       "np.random.set_state((kind, keys.numpy().astype(None), pos, has_gauss, cached))",
+       "astype(None) gives float64, which holds every 32-bit key exactly; NumPy converts the keys back to uint32")
+    dev(m, "rng_state", "if torch.cuda.is_available() and torch.cuda.is_initialized():",
+        "if torch.cuda.is_available() or torch.cuda.is_initialized():", "CUDA generators: only a machine with CUDA")
+    dev(m, "rng_state", 'state["cuda"] = torch.cuda.get_rng_state_all()',
+        ['state["cuda"] = None', 'state["XXcudaXX"] = torch.cuda.get_rng_state_all()',
+         'state["CUDA"] = torch.cuda.get_rng_state_all()'], "CUDA generators: only a machine with CUDA")
+    dev(m, "set_rng_state", 'if "cuda" in state and torch.cuda.is_available():',
+        ['if "cuda" in state or torch.cuda.is_available():', 'if "XXcudaXX" in state and torch.cuda.is_available():',
+         'if "CUDA" in state and torch.cuda.is_available():', 'if "cuda" not in state and torch.cuda.is_available():'],
+        "CUDA generators: only a machine with CUDA")
+    dev(m, "set_rng_state", 'torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])',
+        ["torch.cuda.set_rng_state_all(None)", 'torch.cuda.set_rng_state_all([s.cpu() for s in state["XXcudaXX"]])',
+         'torch.cuda.set_rng_state_all([s.cpu() for s in state["CUDA"]])'], "CUDA generators: only a machine with CUDA")
+
 
 _load_reviews()
 

@@ -139,3 +139,18 @@ def test_rng_state_fields_and_a_cached_gaussian():
     torch.save(s, buf)
     ck.set_rng_state(torch.load(io.BytesIO(buf.getvalue()), weights_only=True))
     assert np.random.normal() == before[0]
+
+
+def test_load_model_forwards_map_location(tmp_path, monkeypatch):
+    seen = []
+    real = ck.load_checkpoint
+
+    def spy(path, map_location="cpu"):
+        seen.append(map_location)
+        return real(path, map_location)
+
+    monkeypatch.setattr(ck, "load_checkpoint", spy)
+    ck.save_checkpoint({"model": torch.nn.Linear(2, 1).state_dict()}, tmp_path / "m.pt")
+    ck.load_model(torch.nn.Linear(2, 1), tmp_path / "m.pt")
+    ck.load_model(torch.nn.Linear(2, 1, device="meta"), tmp_path / "m.pt", map_location="meta")
+    assert seen == ["cpu", "meta"]
