@@ -6,6 +6,19 @@ import torch
 
 from regkit import spatial
 from regkit.classical import _common as C
+from regkit.classical.demons import demons
+from regkit.classical.optical_flow import horn_schunck
+from regkit.classical.sift_ransac import sift_ransac
+from regkit.classical.syn import syn
+
+X = torch.linspace(0, 1, 256).view(1, 1, 16, 16)
+X2D = X[0, 0]
+SMALL = torch.zeros(1, 1, 3, 16)
+
+
+class _NotASequence:
+    def __repr__(self):
+        return "<thing>"
 
 ERRORS = {
     "top": (lambda: C.auto_levels((64, 64), top=0), ValueError, "top must be positive, got 0"),
@@ -37,6 +50,93 @@ ERRORS = {
                  "demons needs images of at least 4 x 4 pixels, got 3 x 9"),
     "min size wide": (lambda: C.check_min_size("syn", torch.zeros(1, 1, 9, 5), 6), ValueError,
                       "syn needs images of at least 6 x 6 pixels, got 9 x 5"),
+    **{f"{name} moving": ((lambda fn=fn: fn(X2D, X)), ValueError, "moving must have 4 dimensions, got shape (16, 16)")
+       for name, fn in (("demons", demons), ("horn_schunck", horn_schunck), ("syn", syn), ("sift_ransac", sift_ransac))},
+    **{f"{name} fixed": ((lambda fn=fn: fn(X, X2D)), ValueError, "fixed must have 4 dimensions, got shape (16, 16)")
+       for name, fn in (("demons", demons), ("horn_schunck", horn_schunck), ("syn", syn), ("sift_ransac", sift_ransac))},
+    **{f"{name} small": ((lambda fn=fn: fn(SMALL, SMALL)), ValueError,
+                         f"{name} needs images of at least 4 x 4 pixels, got 3 x 16")
+       for name, fn in (("demons", demons), ("horn_schunck", horn_schunck), ("syn", syn))},
+    "sift_ransac small": (lambda: sift_ransac(SMALL, SMALL), ValueError,
+                          "sift_ransac needs moving and fixed images of at least 16 x 16 pixels (one SIFT descriptor), "
+                          "got 3 x 16"),
+    "demons sigma_diffusion": (lambda: demons(X, X, sigma_diffusion=-1.0), ValueError,
+                               "sigma_diffusion must be non-negative, got -1.0"),
+    "demons sigma_fluid": (lambda: demons(X, X, sigma_fluid=-1.0), ValueError, "sigma_fluid must be non-negative, got -1.0"),
+    "demons max_step": (lambda: demons(X, X, max_step=0.0), ValueError, "max_step must be positive, got 0.0"),
+    "demons history": (lambda: demons(X, X, history=-1), ValueError, "history must be non-negative, got -1"),
+    "demons history float": (lambda: demons(X, X, history=1.0), TypeError, "history must be an integer, got 1.0"),
+    "demons force": (lambda: demons(X, X, force="both"), ValueError,
+                     "force must be one of ('symmetric', 'fixed', 'moving'), got 'both'"),
+    "demons diffeomorphic": (lambda: demons(X, X, diffeomorphic=1), TypeError, "diffeomorphic must be a bool, got 1"),
+    "demons iterations": (lambda: demons(X, X, iterations=0), ValueError, "iterations must be positive, got 0"),
+    "demons levels": (lambda: demons(X, X, levels=0), ValueError, "levels must be positive, got 0"),
+    "horn_schunck alpha": (lambda: horn_schunck(X, X, alpha=0.0), ValueError, "alpha must be positive, got 0.0"),
+    "horn_schunck warps": (lambda: horn_schunck(X, X, warps=0), ValueError, "warps must be positive, got 0"),
+    "horn_schunck warps float": (lambda: horn_schunck(X, X, warps=1.0), TypeError, "warps must be an integer, got 1.0"),
+    "horn_schunck sigma": (lambda: horn_schunck(X, X, sigma=-1.0), ValueError, "sigma must be non-negative, got -1.0"),
+    "horn_schunck median": (lambda: horn_schunck(X, X, median=0), ValueError, "median must be positive, got 0"),
+    "horn_schunck median float": (lambda: horn_schunck(X, X, median=3.0), TypeError, "median must be an integer, got 3.0"),
+    "horn_schunck median even": (lambda: horn_schunck(X, X, median=4), ValueError,
+                                 "median must be an odd window size, got 4"),
+    "horn_schunck history": (lambda: horn_schunck(X, X, history=-1), ValueError, "history must be non-negative, got -1"),
+    "horn_schunck history float": (lambda: horn_schunck(X, X, history=2.0), TypeError,
+                                   "history must be an integer, got 2.0"),
+    "horn_schunck iterations": (lambda: horn_schunck(X, X, iterations=0), ValueError, "iterations must be positive, got 0"),
+    "horn_schunck levels": (lambda: horn_schunck(X, X, levels=0), ValueError, "levels must be positive, got 0"),
+    "syn metric": (lambda: syn(X, X, metric="mi"), ValueError, "metric must be one of ('cc', 'mse'), got 'mi'"),
+    "syn metric type": (lambda: syn(X, X, metric=3), ValueError, "metric must be one of ('cc', 'mse'), got 3"),
+    "syn radius": (lambda: syn(X, X, radius=0), ValueError, "radius must be positive, got 0"),
+    "syn radius float": (lambda: syn(X, X, radius=2.0), TypeError, "radius must be an integer, got 2.0"),
+    "syn grad_step": (lambda: syn(X, X, grad_step=0.0), ValueError, "grad_step must be positive, got 0.0"),
+    "syn flow_sigma": (lambda: syn(X, X, flow_sigma=-1.0), ValueError, "flow_sigma must be non-negative, got -1.0"),
+    "syn total_sigma": (lambda: syn(X, X, total_sigma=-1.0), ValueError, "total_sigma must be non-negative, got -1.0"),
+    "syn inverse_iterations": (lambda: syn(X, X, inverse_iterations=0), ValueError,
+                               "inverse_iterations must be positive, got 0"),
+    "syn inverse_iterations float": (lambda: syn(X, X, inverse_iterations=1.0), TypeError,
+                                     "inverse_iterations must be an integer, got 1.0"),
+    "syn cc_eps": (lambda: syn(X, X, cc_eps=0.0), ValueError, "cc_eps must be positive, got 0.0"),
+    "syn iterations str": (lambda: syn(X, X, iterations="10"), TypeError,
+                           "iterations must be a sequence of numbers (one per level), got '10'"),
+    "syn shrink_factors bytes": (lambda: syn(X, X, shrink_factors=b"1"), TypeError,
+                                 "shrink_factors must be a sequence of numbers (one per level), got b'1'"),
+    "syn smoothing_sigmas object": (lambda: syn(X, X, smoothing_sigmas=_NotASequence()), TypeError,
+                                    "smoothing_sigmas must be a sequence of numbers (one per level), got <thing>"),
+    "syn no level": (lambda: syn(X, X, iterations=()), ValueError,
+                     "iterations, shrink_factors and smoothing_sigmas must name at least one level, got ()"),
+    "syn no shrink level": (lambda: syn(X, X, shrink_factors=[]), ValueError,
+                            "iterations, shrink_factors and smoothing_sigmas must name at least one level, got ()"),
+    "syn lengths": (lambda: syn(X, X, iterations=(1, 2), shrink_factors=(1,)), ValueError,
+                    "iterations, shrink_factors and smoothing_sigmas must have one entry per level, got lengths 2, 1, None"),
+    "syn lengths sigmas": (lambda: syn(X, X, iterations=(1, 2), smoothing_sigmas=(1.0,)), ValueError,
+                           "iterations, shrink_factors and smoothing_sigmas must have one entry per level, got lengths "
+                           "2, None, 1"),
+    "syn iterations negative": (lambda: syn(X, X, iterations=(1, -1)), ValueError,
+                                "iterations (each level) must be non-negative, got -1"),
+    "syn iterations float": (lambda: syn(X, X, iterations=(1, 2.0)), TypeError,
+                             "iterations (each level) must be an integer, got 2.0"),
+    "syn iterations zero": (lambda: syn(X, X, iterations=(0, 0)), ValueError,
+                            "iterations must run at least one iteration in total, got (0, 0)"),
+    "syn shrink 0": (lambda: syn(X, X, shrink_factors=(0,)), ValueError, "shrink_factors (each level) must be positive, got 0"),
+    "syn shrink float": (lambda: syn(X, X, shrink_factors=(1.5,)), TypeError,
+                         "shrink_factors (each level) must be an integer, got 1.5"),
+    "syn sigma negative": (lambda: syn(X, X, smoothing_sigmas=(-1.0,)), ValueError,
+                           "smoothing_sigmas (each level) must be non-negative, got -1.0"),
+    "sift ratio 0": (lambda: sift_ransac(X, X, ratio=0.0), ValueError, "ratio must be in (0, 1], got 0.0"),
+    "sift ratio above 1": (lambda: sift_ransac(X, X, ratio=1.5), ValueError, "ratio must be in (0, 1], got 1.5"),
+    "sift threshold": (lambda: sift_ransac(X, X, threshold=0.0), ValueError, "threshold must be positive, got 0.0"),
+    "sift hypotheses": (lambda: sift_ransac(X, X, hypotheses=0), ValueError, "hypotheses must be positive, got 0"),
+    "sift hypotheses float": (lambda: sift_ransac(X, X, hypotheses=10.0), TypeError, "hypotheses must be an integer, got 10.0"),
+    "sift n_features": (lambda: sift_ransac(X, X, n_features=-1), ValueError, "n_features must be non-negative, got -1"),
+    "sift n_features float": (lambda: sift_ransac(X, X, n_features=1.0), TypeError, "n_features must be an integer, got 1.0"),
+    "sift seed": (lambda: sift_ransac(X, X, seed=-1), ValueError, "seed must be non-negative, got -1"),
+    "sift seed float": (lambda: sift_ransac(X, X, seed=0.0), TypeError, "seed must be an integer, got 0.0"),
+    "sift range": (lambda: sift_ransac(X * 2, X), ValueError,
+                   "moving must have intensities in [0, 1], got values in [0, 2]; rescale it first (x / 255 for 8-bit "
+                   "data, or (x - x.min()) / (x.max() - x.min()))"),
+    "sift range fixed": (lambda: sift_ransac(X, X * 2), ValueError,
+                         "fixed must have intensities in [0, 1], got values in [0, 2]; rescale it first (x / 255 for 8-bit "
+                         "data, or (x - x.min()) / (x.max() - x.min()))"),
 }
 
 
@@ -105,3 +205,172 @@ def test_check_min_size_accepts_the_minimum():
     C.check_min_size("demons", torch.zeros(1, 1, 4, 4))
     C.check_min_size("syn", torch.zeros(1, 1, 6, 6), 6)
     assert C.MIN_SIZE == 4 and C.TOP_SIZE == 16
+
+
+# ------------------------------------------------------------------------------------------------
+# Demons and Horn-Schunck: defaults, the settings reaching every step, history, chunks
+# ------------------------------------------------------------------------------------------------
+
+def _pair(n=1, size=32, seed=0, max_disp=2.0):
+    g = torch.Generator().manual_seed(seed)
+    fixed = spatial.resize_image(torch.rand(n, 1, 6, 6, generator=g), (size, size), mode="bicubic").clamp(0, 1)
+    u = spatial.random_smooth_disp(n, (size, size), max_disp=max_disp, generator=g)
+    return spatial.warp(fixed, u), fixed
+
+
+def test_demons_defaults_are_the_documented_ones():
+    from regkit.classical.demons import demons_step
+
+    m, f = _pair()
+    ref = demons(m, f)
+    explicit = demons(m, f, iterations=30, levels=None, sigma_diffusion=1.5, sigma_fluid=0.0, max_step=0.5,
+                      force="symmetric", diffeomorphic=False, history=0)
+    assert torch.equal(ref.disp, explicit.disp) and torch.equal(ref.warped, explicit.warped)
+    assert ref.extras == {"iterations": [30, 30], "sizes": [(16, 16), (32, 32)]}
+    assert not torch.equal(ref.disp, demons(m, f, iterations=31).disp)
+    u = torch.zeros(1, 2, 32, 32)
+    assert torch.equal(demons_step(m, f, u), demons_step(m, f, u, force="symmetric", max_step=0.5, sigma_fluid=0.0,
+                                                         sigma_diffusion=1.0, diffeomorphic=False))
+
+
+def _demons_by_hand(m, f, its, **kw):
+    from regkit.classical.demons import demons_step
+
+    u = torch.zeros(m.shape[0], 2, *m.shape[-2:])
+    for _ in range(its):
+        u = demons_step(C.grey(m), C.grey(f), u, **kw)
+    return u
+
+
+@pytest.mark.parametrize("kw", [
+    dict(force="fixed", max_step=0.8, sigma_fluid=0.7, sigma_diffusion=0.3, diffeomorphic=True),
+    dict(force="moving", max_step=0.3, sigma_fluid=0.0, sigma_diffusion=0.0, diffeomorphic=False),
+])
+def test_demons_passes_every_setting_to_each_step(kw):
+    m, f = _pair(2)
+    res = demons(m, f, levels=1, iterations=3, **kw)
+    u = _demons_by_hand(m, f, 3, **kw)
+    assert torch.allclose(res.disp, u, atol=1e-6)
+    assert torch.allclose(res.warped, spatial.warp(m, u), atol=1e-6)
+    assert res.extras["iterations"] == [3] and res.extras["sizes"] == [(32, 32)]
+
+
+def test_demons_step_diffeomorphic_update_is_the_exponential_of_the_additive_one():
+    """From a zero field, the diffeomorphic step is ``exp(du)`` with 4 squarings, ``du`` being the
+    additive step (fluid and diffusion off)."""
+    from regkit.classical.demons import demons_step
+
+    m, f = _pair(size=16)
+    zero = torch.zeros(1, 2, 16, 16)
+    du = demons_step(m, f, zero, sigma_diffusion=0.0)
+    expo = demons_step(m, f, zero, sigma_diffusion=0.0, diffeomorphic=True)
+    assert float(du.abs().max()) > 0.1
+    assert torch.allclose(expo, spatial.integrate_velocity(du, 4), atol=1e-6)
+    assert not torch.allclose(expo, spatial.integrate_velocity(du, 5), atol=1e-4)
+
+
+def test_demons_step_ignores_matched_intensities_and_flat_regions():
+    """A difference below 1e-5 gives no force; where gradient and difference vanish the update is 0."""
+    from regkit.classical.demons import MATCHED, demons_step
+
+    x = torch.arange(8.0).repeat(8, 1)[None, None] / 10
+    zero = torch.zeros(1, 2, 8, 8)
+    assert MATCHED == 1e-5
+    assert float(demons_step(x + 0.9e-5, x, zero, sigma_diffusion=0.0).abs().max()) == 0.0
+    assert float(demons_step(x + 2e-5, x, zero, sigma_diffusion=0.0).abs().max()) > 0
+    flat = torch.full((1, 1, 8, 8), 0.5)
+    assert float(demons_step(flat, flat, zero, sigma_diffusion=0.0).abs().max()) == 0.0
+
+
+def test_demons_history_and_the_coarse_snapshots():
+    """Every 4th iteration of 2 levels of 5 (16 and 32 px): snapshots at 4 and 8 (on the full grid,
+    the coarse one resized) and the last one, 10, which is the result."""
+    m, f = _pair()
+    res = demons(m, f, iterations=5, history=4)
+    steps = [k for k, _ in res.extras["history"]]
+    assert steps == [4, 8, 10]
+    assert all(d.shape == (1, 2, 32, 32) for _, d in res.extras["history"])
+    assert torch.equal(res.extras["history"][-1][1], res.disp)
+    plain = demons(m, f, iterations=5)
+    assert torch.equal(plain.disp, res.disp) and "history" not in plain.extras
+    coarse = demons(m, f, iterations=(4, 1), history=4)
+    (k, snap), (k2, last) = coarse.extras["history"]
+    assert (k, k2) == (4, 5) and snap.shape == (1, 2, 32, 32) and not torch.equal(snap, last)
+
+
+def test_demons_and_horn_schunck_give_each_pair_the_same_field_in_cpu_chunks():
+    """33 pairs of 64 x 64 px are iterated in chunks of 32 on the CPU: pair 32 gets the field it
+    gets alone."""
+    m, f = _pair(33, size=64, seed=1)
+    for fn, kw in ((demons, dict(levels=1, iterations=2)), (horn_schunck, dict(levels=1, iterations=3, warps=1))):
+        many = fn(m, f, **kw).disp
+        alone = fn(m[32:], f[32:], **kw).disp
+        assert torch.allclose(many[32:], alone, atol=1e-6), fn.__name__
+        assert torch.allclose(many[:1], fn(m[:1], f[:1], **kw).disp, atol=1e-6), fn.__name__
+
+
+def test_horn_schunck_defaults_are_the_documented_ones():
+    m, f = _pair()
+    ref = horn_schunck(m, f)
+    explicit = horn_schunck(m, f, alpha=0.04, iterations=100, warps=2, levels=None, sigma=1.0, median=5, history=0)
+    assert torch.equal(ref.disp, explicit.disp)
+    assert ref.extras["iterations"] == [100, 100] and ref.extras["warps"] == 2 and ref.extras["sizes"] == [(16, 16), (32, 32)]
+    assert "history" not in ref.extras
+
+
+def test_horn_schunck_one_level_by_hand():
+    """One level, two warps: blur both images, then per warp the averaged gradient, the
+    linearised residual constant, the Jacobi iterations and the median filter."""
+    from regkit.classical.optical_flow import horn_schunck_step, median_filter
+    from regkit.filters import gaussian_blur, image_gradient
+
+    m, f = _pair(2, size=24, seed=3)
+    alpha, sigma, its, median = 0.07, 0.8, 7, 3
+    res = horn_schunck(m, f, alpha=alpha, iterations=its, warps=2, levels=1, sigma=sigma, median=median)
+    mb, fb = gaussian_blur(C.grey(m), sigma), gaussian_blur(C.grey(f), sigma)
+    u = torch.zeros(2, 2, 24, 24)
+    for _ in range(2):
+        w = spatial.warp(mb, u)
+        g = 0.5 * (image_gradient(fb) + image_gradient(w))
+        c = w - fb - (g * u).sum(1, keepdim=True)
+        scale = g / (alpha**2 + (g * g).sum(1, keepdim=True))
+        for _ in range(its):
+            u = horn_schunck_step(u, g, c, scale)
+        u = median_filter(u, median)
+    assert torch.allclose(res.disp, u, atol=1e-5)
+    assert torch.allclose(res.warped, spatial.warp(m, u), atol=1e-5)
+    assert res.extras == {"iterations": [its], "warps": 2, "sizes": [(24, 24)]}
+
+
+def test_horn_schunck_history():
+    m, f = _pair()
+    res = horn_schunck(m, f, iterations=5, warps=3, history=2)
+    assert [k for k, _ in res.extras["history"]] == [2, 4, 6]
+    assert all(d.shape == (1, 2, 32, 32) for _, d in res.extras["history"])
+    assert torch.equal(res.extras["history"][-1][1], res.disp)
+    assert not torch.equal(res.extras["history"][0][1], res.disp)
+
+
+def test_neighbour_average_and_median_filters_by_value():
+    """The Horn-Schunck average is ``[[1, 2, 1], [2, 0, 2], [1, 2, 1]] / 12`` with replicate
+    padding; the separable median is the median of each row window, then of each column window."""
+    import numpy as np
+
+    from regkit.classical.optical_flow import _median_of, median_filter, neighbour_average
+
+    u = torch.rand(2, 2, 5, 7, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    k = torch.tensor([[1.0, 2, 1], [2, 0, 2], [1, 2, 1]], dtype=torch.float64) / 12
+    p = torch.nn.functional.pad(u, (1, 1, 1, 1), mode="replicate")
+    want = sum(k[i, j] * p[..., i: i + 5, j: j + 7] for i in range(3) for j in range(3))
+    assert torch.allclose(neighbour_average(u), want, atol=1e-12)
+    for size in (1, 3, 5, 7):
+        r = size // 2
+        x = np.pad(u.numpy(), ((0, 0), (0, 0), (0, 0), (r, r)), mode="edge")
+        rows = np.median(np.stack([x[..., i: i + 7] for i in range(size)]), 0)
+        y = np.pad(rows, ((0, 0), (0, 0), (r, r), (0, 0)), mode="edge")
+        want = np.median(np.stack([y[..., i: i + 5, :] for i in range(size)]), 0)
+        assert np.allclose(median_filter(u, size).numpy(), want, atol=1e-12), size
+    assert median_filter(u, 1) is u
+    vals = [torch.rand(50, generator=torch.Generator().manual_seed(s)) for s in range(5)]
+    for n in (3, 5):
+        assert torch.equal(_median_of(vals[:n]), torch.stack(vals[:n]).median(0).values)
