@@ -374,3 +374,134 @@ def test_neighbour_average_and_median_filters_by_value():
     vals = [torch.rand(50, generator=torch.Generator().manual_seed(s)) for s in range(5)]
     for n in (3, 5):
         assert torch.equal(_median_of(vals[:n]), torch.stack(vals[:n]).median(0).values)
+
+
+# ------------------------------------------------------------------------------------------------
+# SyN: helpers by value, defaults, one level by hand
+# ------------------------------------------------------------------------------------------------
+
+def test_syn_box_mean_counts_only_inside_pixels():
+    from regkit.classical.syn import _box_count, _box_mean
+
+    x = torch.rand(2, 3, 7, 10, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    for r in (1, 2, 3):
+        want = torch.nn.functional.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+        assert torch.allclose(_box_mean(x, r), want, atol=1e-12), r
+    # pixels of a 3-radius box inside a 7 x 10 image: rows 4..7 (clipped) times columns 4..7
+    assert _box_count(7, 10, 3, torch.device("cpu"))[0].tolist() == [16.0, 20.0, 24.0, 28.0, 28.0, 28.0, 28.0, 24.0,
+                                                                      20.0, 16.0]
+
+
+def test_syn_forces_by_value():
+    """MSE: ``(M - F) grad F`` and ``(F - M) grad M``, similarity ``-mean (F - M)^2``. CC of a
+    linear function of the same image is 1 with no force."""
+    from regkit.classical.syn import _forces
+    from regkit.filters import image_gradient
+
+    g = torch.Generator().manual_seed(7)
+    f, m = torch.rand(2, 1, 9, 8, generator=g), torch.rand(2, 1, 9, 8, generator=g)
+    d_f, d_m, sim = _forces(f, m, "mse", 2, 1e-4)
+    assert torch.allclose(d_f, (m - f) * image_gradient(f)) and torch.allclose(d_m, (f - m) * image_gradient(m))
+    assert torch.allclose(sim, -((f - m) ** 2).flatten(1).mean(1))
+    d_f, d_m, sim = _forces(f, 0.5 * f + 0.2, "cc", 2, 1e-6)
+    assert torch.allclose(sim, torch.ones(2), atol=1e-4)
+    assert float(d_f.abs().max()) < 1e-3 and float(d_m.abs().max()) < 1e-3
+    d_f, _, sim = _forces(f, m, "cc", 1, 1e-4)
+    assert float(d_f.abs().max()) > 0.01 and bool((sim > 0).all()) and bool((sim < 1).all())
+
+
+def test_syn_scaled_step_and_level_sizes():
+    from regkit.classical.syn import _default_iterations, _level_size, _scaled_step
+
+    force = torch.zeros(2, 2, 6, 6)
+    force[0, 0, 2, 3], force[0, 1, 2, 3] = 3.0, 4.0          # |.| = 5 at one pixel
+    force[0, 0, 4, 4] = 1.0
+    step = _scaled_step(force, 0.0, 0.25)
+    assert float(step[0].norm(dim=0).max()) == pytest.approx(0.25) and float(step[0, 0, 4, 4]) == pytest.approx(0.05)
+    assert float(step[1].abs().max()) == 0.0                     # no force, no step (and no NaN)
+    blurred = _scaled_step(force, 1.0, 0.5)
+    assert float(blurred[0].norm(dim=0).max()) == pytest.approx(0.5, abs=1e-6)
+    assert [_level_size(33, 17, k) for k in (1, 2, 4, 16, 64)] == [(33, 17), (17, 9), (9, 5), (3, 2), (2, 2)]
+    assert [_default_iterations(k) for k in (1, 2, 4, 8)] == [10, 20, 40, 40]
+
+
+def test_syn_inverse_helpers():
+    from regkit.classical.syn import inverse_consistency_error, invert_disp
+
+    u = torch.zeros(1, 2, 8, 8)
+    u[:, 0] = 0.5
+    assert torch.equal(invert_disp(u, iterations=0), -u)
+    init = torch.full((1, 2, 8, 8), 0.1)
+    assert torch.equal(invert_disp(u, init=init, iterations=0), init)
+    assert torch.allclose(invert_disp(u, init=init, iterations=1), -u)
+    with pytest.raises(ValueError, match="^init must match the image batch and size"):
+        invert_disp(u, init=torch.zeros(1, 2, 8, 7))
+    with pytest.raises(TypeError, match="^iterations must be an integer, got 1.5$"):
+        invert_disp(u, iterations=1.5)
+    with pytest.raises(ValueError, match="^disp must have 2 channels"):
+        invert_disp(u[:, :1])
+    # forward 0.5 px in x, inverse 0: both round trips miss by 0.5 px wherever they read inside
+    assert inverse_consistency_error(u, torch.zeros_like(u)).tolist() == pytest.approx([0.5])
+    assert inverse_consistency_error(u, -u).tolist() == pytest.approx([0.0], abs=1e-6)
+    with pytest.raises(ValueError, match="^inverse must match the image batch and size"):
+        inverse_consistency_error(u, torch.zeros(2, 2, 8, 8))
+    with pytest.raises(ValueError, match="^forward must have 2 channels"):
+        inverse_consistency_error(u[:, :1], u[:, :1])
+
+
+def test_syn_default_pyramid():
+    """64 px: three levels (shrink 4, 2, 1), iterations 40, 20, 10, smoothing 2, 1, 0 px; with
+    only iterations given, one level per entry, halving."""
+    m, f = _pair(size=64)
+    p = syn(m, f, iterations=(1, 1, 1)).extras["params"]
+    assert p["shrink_factors"] == (4, 2, 1) and p["smoothing_sigmas"] == (2.0, 1.0, 0.0)
+    p = syn(m, f, shrink_factors=(2, 1), iterations=(1, 0)).extras["params"]
+    assert p["iterations"] == (1, 0) and p["smoothing_sigmas"] == (1.0, 0.0)
+    from regkit.classical.syn import _check_params
+
+    assert _check_params((64, 64), None, None, None, "CC", 2, 0.25, 3.0, 1.0, 2) == ((40, 20, 10), (4, 2, 1),
+                                                                                      (2.0, 1.0, 0.0), "cc")
+    assert _check_params((64, 64), 5, None, None, "mse", 2, 0.25, 3.0, 1.0, 2)[:3] == ((5,), (1,), (0.0,))
+    assert _check_params((64, 64), None, (8, 3), None, "cc", 2, 0.25, 3.0, 1.0, 2)[:3] == ((40, 40), (8, 3), (4.0, 1.5))
+    assert _check_params((64, 64), None, None, (1.0, 0.5), "cc", 2, 0.25, 3.0, 1.0, 2)[:3] == ((20, 10), (2, 1), (1.0, 0.5))
+
+
+def test_syn_one_level_by_hand():
+    """One level at full size, 3 iterations: every setting reaches syn_step, then the final
+    inverses get 10 more refinements, ``disp = compose(u_m, v_f)`` and
+    ``inverse = compose(u_f, v_m)``."""
+    from regkit.classical.syn import _invert, inverse_consistency_error, syn_step
+    from regkit.filters import gaussian_blur
+
+    m, f = _pair(2, size=20, seed=4)
+    kw = dict(metric="cc", radius=1, cc_eps=1e-3, flow_sigma=1.5, grad_step=0.4, total_sigma=0.5, inverse_iterations=3)
+    res = syn(m, f, iterations=(3,), shrink_factors=(1,), smoothing_sigmas=(0.7,), **kw)
+    images = gaussian_blur(torch.cat((C.grey(f), C.grey(m))), 0.7)
+    halves = inverses = torch.zeros(4, 2, 20, 20)
+    sims = []
+    for _ in range(3):
+        halves, inverses, sim = syn_step(images, halves, inverses, **kw)
+        sims.append(sim)
+    inverses = _invert(halves, inverses, 10)
+    disp = spatial.compose(halves[2:], inverses[:2])
+    inverse = spatial.compose(halves[:2], inverses[2:])
+    assert torch.allclose(res.disp, disp, atol=1e-6) and torch.allclose(res.extras["inverse"], inverse, atol=1e-6)
+    assert torch.allclose(res.warped, spatial.warp(m, disp), atol=1e-6)
+    assert torch.allclose(res.extras["fixed_to_middle"], halves[:2]) and torch.allclose(res.extras["moving_to_middle"],
+                                                                                         halves[2:])
+    assert torch.allclose(res.extras["middle_fixed"], spatial.warp(f, halves[:2]), atol=1e-6)
+    assert torch.allclose(res.extras["middle_moving"], spatial.warp(m, halves[2:]), atol=1e-6)
+    assert torch.allclose(res.extras["inverse_consistency"], inverse_consistency_error(disp, inverse), atol=1e-6)
+    assert len(res.extras["similarity"]) == 1 and torch.allclose(res.extras["similarity"][0], torch.stack(sims).T)
+    assert res.extras["params"] == {**kw, "iterations": (3,), "shrink_factors": (1,), "smoothing_sigmas": (0.7,)}
+    assert res.params is None
+    mse = syn(m, f, iterations=(2,), shrink_factors=(1,), smoothing_sigmas=(0.0,), metric="MSE")
+    assert mse.extras["params"]["metric"] == "mse" and not torch.allclose(mse.disp, syn(
+        m, f, iterations=(2,), shrink_factors=(1,), smoothing_sigmas=(0.0,)).disp, atol=1e-4)
+
+
+def test_syn_levels_without_iterations_still_carry_the_fields():
+    m, f = _pair(size=32, seed=5)
+    res = syn(m, f, iterations=(3, 0), shrink_factors=(2, 1), smoothing_sigmas=(0.0, 0.0))
+    assert res.extras["similarity"][1].shape == (1, 0) and res.extras["similarity"][0].shape == (1, 3)
+    assert float(res.disp.abs().max()) > 0.05
