@@ -505,3 +505,102 @@ def test_syn_levels_without_iterations_still_carry_the_fields():
     res = syn(m, f, iterations=(3, 0), shrink_factors=(2, 1), smoothing_sigmas=(0.0, 0.0))
     assert res.extras["similarity"][1].shape == (1, 0) and res.extras["similarity"][0].shape == (1, 3)
     assert float(res.disp.abs().max()) > 0.05
+
+
+# ------------------------------------------------------------------------------------------------
+# SIFT + RANSAC: messages, matching and RANSAC by value
+# ------------------------------------------------------------------------------------------------
+
+R3 = torch.rand(3, 2, generator=torch.Generator().manual_seed(8))
+SIFT_ERRORS = {
+    "detect image": ("detect", (torch.rand(16, 16),), ValueError, "image must have 4 dimensions, got shape (16, 16)"),
+    "detect range": ("detect", (torch.full((1, 1, 16, 16), 2.0),), ValueError,
+                     "image must have intensities in [0, 1], got values in [2, 2]; rescale it first (x / 255 for 8-bit "
+                     "data, or (x - x.min()) / (x.max() - x.min()))"),
+    "detect n_features": ("detect", (X, -1), ValueError, "n_features must be non-negative, got -1"),
+    "detect contrast": ("detect", (X, 0, 0.0), ValueError, "contrast_threshold must be positive, got 0.0"),
+    "match a": ("match", (torch.rand(3), torch.rand(3, 4)), ValueError, "desc_a must have 2 dimensions, got shape (3,)"),
+    "match b": ("match", (torch.rand(3, 4), torch.rand(3)), ValueError, "desc_b must have 2 dimensions, got shape (3,)"),
+    "match lengths": ("match", (torch.rand(3, 4), torch.rand(3, 5)), ValueError,
+                      "desc_a and desc_b must have the same length, got 4 and 5"),
+    "match ratio": ("match", (torch.rand(3, 4), torch.rand(3, 4), 0.0), ValueError, "ratio must be in (0, 1], got 0.0"),
+    "ransac src": ("ransac_affine", (torch.rand(3), R3), ValueError, "src must have 2 dimensions, got shape (3,)"),
+    "ransac dst": ("ransac_affine", (R3, torch.rand(3)), ValueError, "dst must have 2 dimensions, got shape (3,)"),
+    "ransac shapes": ("ransac_affine", (R3, torch.rand(4, 2)), ValueError,
+                      "src and dst must both have shape (M, 2), got (3, 2) and (4, 2)"),
+    "ransac xyz": ("ransac_affine", (torch.rand(3, 3), torch.rand(3, 3)), ValueError,
+                   "src and dst must both have shape (M, 2), got (3, 3) and (3, 3)"),
+    "ransac few": ("ransac_affine", (R3[:2], R3[:2]), ValueError, "ransac_affine needs at least 3 matches, got 2"),
+    "ransac threshold": ("ransac_affine", (R3, R3, 0), ValueError, "threshold must be positive, got 0"),
+    "ransac hypotheses": ("ransac_affine", (R3, R3, 3.0, 0), ValueError, "hypotheses must be positive, got 0"),
+    "ransac refine": ("ransac_affine", (R3, R3, 3.0, 10, -1), ValueError, "refine must be non-negative, got -1"),
+    "ransac chunk": ("ransac_affine", (R3, R3), ValueError, "chunk must be positive, got 0", {"chunk": 0}),
+    "ransac confidence": ("ransac_affine", (R3, R3), ValueError, "confidence must be in (0, 1), got 1.0",
+                          {"confidence": 1.0}),
+    "ransac collinear": ("ransac_affine", (torch.tensor([[0.0, 0], [1, 1], [2, 2], [3, 3]]), torch.rand(4, 2)),
+                         ValueError, "ransac_affine: every sample was degenerate (collinear or repeated points)"),
+}
+
+
+@pytest.mark.parametrize("case", list(SIFT_ERRORS))
+def test_sift_helpers_bad_input_message(case):
+    from regkit.classical import sift_ransac as sr
+
+    name, args, error, message, *kw = SIFT_ERRORS[case]
+    with pytest.raises(error) as info:
+        getattr(sr, name)(*args, **(kw[0] if kw else {}))
+    assert str(info.value) == message
+
+
+def test_match_is_the_ratio_test_by_brute_force():
+    from regkit.classical.sift_ransac import match
+
+    g = torch.Generator().manual_seed(9)
+    a, b = torch.rand(30, 8, generator=g), torch.rand(25, 8, generator=g)
+    for ratio in (0.75, 0.9, 1.0):
+        d = torch.cdist(a.double(), b.double())
+        want = [[i, int(d[i].argmin())] for i in range(30) if d[i].sort().values[0] < ratio * d[i].sort().values[1]]
+        assert match(a, b, ratio).tolist() == want, ratio
+    assert match(a, b).tolist() == match(a, b, 0.75).tolist()
+    assert match(a[:0], b).shape == (0, 2) and match(a, b[:1]).shape == (0, 2) and match(a, b[:1]).dtype == torch.long
+    assert match(a, b[:2]).shape[1] == 2
+
+
+def test_ransac_refits_on_inliers_and_stops_when_every_match_agrees():
+    """40 exact matches and 10 outliers: the refit recovers the affine and marks exactly the 40.
+    With every match an inlier the first chunk of 256 samples is enough: the generator has drawn
+    exactly 256 x 3 indices."""
+    from regkit.classical.sift_ransac import ransac_affine
+
+    g = torch.Generator().manual_seed(10)
+    src = torch.rand(50, 2, generator=g) * 100
+    theta = torch.tensor([[1.1, 0.1, 3.0], [-0.05, 0.95, -2.0]])
+    dst = src @ theta[:, :2].T + theta[:, 2]
+    dst[:10] += 30
+    est, inl = ransac_affine(src, dst, threshold=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(est, theta, atol=1e-3) and inl.tolist() == [False] * 10 + [True] * 40
+    rough, _ = ransac_affine(src, dst + torch.randn(50, 2, generator=g) * 0.3, threshold=2.0, refine=0,
+                             generator=torch.Generator().manual_seed(0))
+    refined, _ = ransac_affine(src, dst + torch.randn(50, 2, generator=g) * 0.3, threshold=2.0, refine=2,
+                               generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(rough, refined, atol=1e-6)
+    gen = torch.Generator().manual_seed(3)
+    ransac_affine(src[10:], dst[10:], generator=gen)
+    twin = torch.Generator().manual_seed(3)
+    torch.randint(40, (256, 3), generator=twin)
+    assert torch.equal(torch.randint(1000, (5,), generator=gen), torch.randint(1000, (5,), generator=twin))
+    # a threshold in pixels: 0.5 px of error is out at 0.4 px, in at 0.6 px
+    off = dst[10:].clone()
+    off[0] += torch.tensor([0.5, 0.0])
+    for thr, expected in ((0.4, False), (0.6, True)):
+        _, inl = ransac_affine(src[10:], off, threshold=thr, refine=0, generator=torch.Generator().manual_seed(1))
+        assert bool(inl[0]) is expected and int(inl[1:].sum()) == 39
+
+
+def test_sift_ransac_on_a_flat_pair_falls_back_to_the_identity_with_a_warning():
+    flat = torch.full((2, 1, 32, 32), 0.5)
+    with pytest.warns(RuntimeWarning, match=r"sift_ransac: no affine found for pairs \[0, 1\]"):
+        res = sift_ransac(flat, flat)
+    assert res.extras["ok"] == [False, False] and res.extras["n_matches"] == [0, 0] and res.extras["n_inliers"] == [0, 0]
+    assert torch.equal(res.params, torch.eye(2, 3).expand(2, 2, 3)) and float(res.disp.abs().max()) == 0.0
+    assert res.extras["seconds"] >= 0 and len(res.extras["points"]) == 2
