@@ -182,6 +182,28 @@ def _load_reviews() -> None:
     eq(m, "set_rng_state", "np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))",
        "np.random.set_state((kind, keys.numpy().astype(None), pos, has_gauss, cached))",
        "astype(None) gives float64, which holds every 32-bit key exactly; NumPy converts the keys back to uint32")
+    for line, old in ((100, 'state = torch.load(path, map_location="cpu", weights_only=True)'),
+                      (114, "return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)"),
+                      (118, "state = torch.load(path, map_location=map_location, weights_only=True)")):
+        eq(m, "load_checkpoint", old, [old.replace("weights_only=True", "weights_only=None"),
+                                       old.replace(", weights_only=True", ", ")],
+           "torch.load defaults to weights_only=True since torch 2.6 (the pinned 2.14; Colab's 2.11); on an older "
+           "torch this would load arbitrary pickles")
+    eq(m, "load_checkpoint", "state = torch.load(path, map_location=map_location, weights_only=True)",
+       "state = torch.load(path, map_location=map_location, weights_only=False)",
+       "the same file was loaded with weights_only=True a few lines above: a file that needs more never gets here")
+    eq(m, "load_checkpoint", 'if map_location != "cpu":', ['if map_location != "XXcpuXX":', 'if map_location != "CPU":'],
+       "with map_location 'cpu' the file is loaded a second time onto the CPU: the same tensors")
+    eq(m, "save_checkpoint", 'with atomic_write(path, "wb", suffix=".pt") as f:',
+       ['with atomic_write(path, suffix=".pt") as f:'], "'wb' is atomic_write's default mode")
+    eq(m, "save_checkpoint", 'with atomic_write(path, "wb", suffix=".pt") as f:',
+       ['with atomic_write(path, "wb", suffix=None) as f:', 'with atomic_write(path, "wb", ) as f:',
+        'with atomic_write(path, "wb", suffix="XX.ptXX") as f:', 'with atomic_write(path, "wb", suffix=".PT") as f:'],
+       "the suffix only names the temporary file, which is renamed at the end or removed; stale temps are found by "
+       "their prefix")
+    dev(m, "load_checkpoint", 'state = torch.load(path, map_location="cpu", weights_only=True)',
+        ['state = torch.load(path, map_location=None, weights_only=True)', 'state = torch.load(path, weights_only=True)'],
+        "only a file saved from a GPU, loaded on a machine without one, notices (CPU-saved files load on the CPU anyway)")
     dev(m, "rng_state", "if torch.cuda.is_available() and torch.cuda.is_initialized():",
         "if torch.cuda.is_available() or torch.cuda.is_initialized():", "CUDA generators: only a machine with CUDA")
     dev(m, "rng_state", 'state["cuda"] = torch.cuda.get_rng_state_all()',
@@ -278,16 +300,31 @@ def function_of(mutant: str) -> str:
 
 
 def describe_mutant(diff: str, source_lines: list[str], span: tuple[int, int]) -> dict:
-    """The first changed line of a mutant (1-based, in the module) and the lines before and after."""
-    old = [ln[1:] for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
-    new = [ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+    """The first changed line of a mutant (1-based, in the module) and the lines before and after.
+
+    The hunk header of mutmut's diff (which starts at the function's ``def`` line) gives the
+    position; of the lines with the same text, the one nearest to it is taken (two identical
+    statements in one function stay apart).
+    """
+    lines = diff.splitlines()
+    old = [ln[1:] for ln in lines if ln.startswith("-") and not ln.startswith("---")]
+    new = [ln[1:] for ln in lines if ln.startswith("+") and not ln.startswith("+++")]
+    expected, k = None, None
+    for ln in lines:
+        hunk = re.match(r"@@ -(\d+)", ln)
+        if hunk:
+            k = int(hunk.group(1))
+        elif k is not None and ln.startswith(" "):
+            k += 1
+        elif k is not None and ln.startswith("-") and not ln.startswith("---"):
+            expected = span[0] + k - 1
+            break
     line = None
     if old:
         target = old[0].strip()
-        for i in range(max(span[0] - 3, 1), span[1] + 1):
-            if source_lines[i - 1].strip() == target:
-                line = i
-                break
+        candidates = [i for i in range(max(span[0] - 3, 1), span[1] + 1) if source_lines[i - 1].strip() == target]
+        if candidates:
+            line = min(candidates, key=lambda i: abs(i - (expected or i)))
     return {
         "line": line,
         "old": "\n".join(s.strip() for s in old),

@@ -55,8 +55,31 @@ def test_a_payload_that_is_not_a_weights_file_is_refused(tmp_path):
                     sha256=hashlib.sha256(junk).hexdigest())
     with pytest.raises(ValueError) as info:
         ck.load_checkpoint(path)
-    assert str(info.value).startswith(f"refusing to load checkpoint {str(path)!r}: it is not a plain weights file "
-                                      "(torch.load with weights_only=True failed: ")
+    try:
+        torch.load(io.BytesIO(junk), weights_only=True)
+    except Exception as err:     # the detail names the loader's own error, first line only
+        detail = f"{type(err).__name__}: {str(err).splitlines()[0]}"
+    assert str(info.value) == (f"refusing to load checkpoint {str(path)!r}: it is not a plain weights file "
+                               f"(torch.load with weights_only=True failed: {detail})")
+
+
+class _Executable:
+    """Stands for any object whose unpickling could run code."""
+
+
+def test_a_valid_digest_does_not_let_code_through(tmp_path):
+    """A payload pickling an arbitrary object, with a correct digest, is still refused."""
+    buf = io.BytesIO()
+    torch.save({"w": torch.ones(1), "obj": _Executable()}, buf)
+    data = buf.getvalue()
+    path = _wrapped(tmp_path, payload=torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                    sha256=hashlib.sha256(data).hexdigest())
+    with pytest.raises(ValueError, match="it is not a plain weights file"):
+        ck.load_checkpoint(path)
+    torch.save({"obj": _Executable()}, tmp_path / "plain.pt")
+    for where in ("cpu", "meta"):
+        with pytest.raises(ValueError, match="it is not a plain weights file"):
+            ck.load_checkpoint(tmp_path / "plain.pt", map_location=where)
 
 
 def test_missing_empty_and_junk_files(tmp_path):
