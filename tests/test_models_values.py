@@ -522,3 +522,29 @@ if __name__ == "__main__":   # regenerate the recorded fingerprints
     torch.set_num_threads(1)
     pprint.pprint({name: run_case(name) for name in FACTORIES}, width=120)
     pprint.pprint(objectives(), width=120)
+
+
+@pytest.mark.parametrize("name", [n for n in FACTORIES if n != "gpereg_no_gpe"])
+def test_config_rebuilds_the_same_model(name):
+    """``model.config`` holds the constructor arguments (checkpoints rebuild models from it): the
+    rebuilt model has the same parameter names and shapes, and the same config."""
+    model = FACTORIES[name]()
+    clone = type(model)(**model.config)
+    assert clone.config == model.config
+    assert {k: v.shape for k, v in clone.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    defaults = type(model)()
+    assert set(defaults.config) == set(model.config)
+
+
+def test_configs_by_value():
+    assert DIRNet(channels=8, pools=1, convs_per_scale=3, in_channels=2).config == {
+        "channels": 8, "pools": 1, "convs_per_scale": 3, "in_channels": 2}
+    assert VoxelMorph(enc=(4, 8), dec=(8, 8, 4), diffeomorphic=True, int_steps=3, in_channels=2).config == {
+        "enc": [4, 8], "dec": [8, 8, 4], "diffeomorphic": True, "int_steps": 3, "in_channels": 2}
+    assert TransMorph(patch=2, dim=8, depths=(2,), heads=(2,), window=2, head_channels=5, in_channels=3).config == {
+        "patch": 2, "dim": 8, "depths": [2], "heads": [2], "window": 2, "head_channels": 5, "in_channels": 3}
+    assert GPERegNet(**SMALL_GPE).config == {"in_channels": 1, **{k: list(v) if isinstance(v, tuple) else v
+                                                                     for k, v in SMALL_GPE.items()}, "gpe": True,
+                                             "alpha": 0.1}
+    assert SASNet(**SMALL_SAS).config == {"in_channels": 1, **{k: list(v) if isinstance(v, tuple) else v
+                                                                for k, v in SMALL_SAS.items()}}
