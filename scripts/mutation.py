@@ -502,6 +502,10 @@ def main(argv=None) -> int:
     ap.add_argument("--sample", type=float, default=None,
                     help="run a seeded random fraction of each module's mutants (e.g. 0.2), not all")
     ap.add_argument("--seed", type=int, default=0, help="seed of --sample")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="record the per-module scores of another results file beside these (e.g. before new tests)")
+    ap.add_argument("--baseline-note", default="an earlier run, for comparison",
+                    help="what the baseline is (stored with it)")
     ap.add_argument("--recheck", action="store_true",
                     help="rerun only the mutants not killed by the previous run in the scratch copy")
     args = ap.parse_args(argv)
@@ -510,6 +514,7 @@ def main(argv=None) -> int:
         for m, t in MODULES.items():
             print(m, "<-", " ".join(t))
         return 0
+    modules_given = bool(args.modules) or args.baseline is None
     modules = args.modules or list(MODULES)
     unknown = [m for m in modules if m not in MODULES]
     if unknown:
@@ -522,6 +527,11 @@ def main(argv=None) -> int:
 
     record = json.loads(args.output.read_text()) if args.output.is_file() else {}
     record.setdefault("modules", {})
+    if args.baseline is not None:
+        record["baseline"] = _baseline(args.baseline, args.baseline_note)
+        if not modules_given:
+            _write(args.output, record, version)
+            return 0
     commit = "working tree on " + _git("rev-parse", "HEAD") if args.working_tree else _git("rev-parse", args.rev)
     dirty = bool(_git("status", "--porcelain", "--", "regkit", "tests")) if args.working_tree else False
     for module in modules:
@@ -588,6 +598,18 @@ def _pkg_version(name: str) -> str:
     return version(name)
 
 
+_SUMMARY_KEYS = ("mutants", "checked", "killed", "timeout", "segfault", "survived", "no_tests", "suspicious",
+                 "equivalent", "device_only", "score", "sample", "commit", "date", "minutes", "recheck_minutes")
+
+
+def _baseline(path: Path, rules: str) -> dict:
+    """The per-module summaries of another record (e.g. a run before new tests), for comparison."""
+    other = json.loads(path.read_text())
+    mods = other.get("modules", {})
+    return {"what": rules, "overall": overall(mods),
+            "per_module": {m: {k: v[k] for k in _SUMMARY_KEYS if k in v} for m, v in sorted(mods.items())}}
+
+
 def _write(path: Path, record: dict, version: str) -> None:
     import torch
 
@@ -598,13 +620,14 @@ def _write(path: Path, record: dict, version: str) -> None:
         "tool_version": version,
         "python": sys.version.split()[0],
         "torch": torch.__version__,
-        "score_rule": "(killed + timeout + segfault) / (mutants - equivalent); 'no tests' and survivors count against",
+        "score_rule": "(killed + timeout + segfault) / (checked - equivalent); survivors, 'no tests' and "
+                      "device-only survivors count against",
         "overall": overall(modules),
-        "per_module": {m: {k: v[k] for k in ("mutants", "checked", "killed", "timeout", "segfault", "survived", "no_tests",
-                                             "suspicious", "equivalent", "score", "commit", "date", "minutes")
-                           if k in v} for m, v in modules.items()},
+        "per_module": {m: {k: v[k] for k in _SUMMARY_KEYS if k in v} for m, v in modules.items()},
         "modules": modules,
     }
+    if record.get("baseline"):
+        out["baseline"] = record["baseline"]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.part")
     tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
