@@ -548,3 +548,47 @@ def test_configs_by_value():
                                              "alpha": 0.1}
     assert SASNet(**SMALL_SAS).config == {"in_channels": 1, **{k: list(v) if isinstance(v, tuple) else v
                                                                 for k, v in SMALL_SAS.items()}}
+
+
+@pytest.mark.parametrize("method, name", [("dirnet", "dirnet"), ("voxelmorph", "voxelmorph"),
+                                          ("transmorph", "transmorph"), ("gpereg", "gpereg"), ("sasnet", "sasnet")])
+def test_registered_methods_run_the_given_model(method, name):
+    """``regkit.register(..., method=..., model=net)`` is the model's no-grad eval forward, with
+    float32 outputs; the deformation-free ones say so and return no field."""
+    from regkit.registry import register
+
+    net = FACTORIES[name]()
+    set_parameters(net)
+    moving, fixed = (x.clamp(0, 1) for x in _inputs(name, n=2))
+    res = register(moving, fixed, method=method, model=net)
+    net.eval()
+    if hasattr(net, "reset_cache"):
+        net.reset_cache()
+    with torch.no_grad():
+        ref = net(moving, fixed)
+    assert torch.allclose(res.warped, ref.warped, atol=1e-6) and res.warped.dtype == torch.float32
+    if ref.disp is None:
+        assert res.disp is None and res.extras["deformation_free"] is True
+    else:
+        assert torch.allclose(res.disp, ref.disp, atol=1e-6) and "deformation_free" not in res.extras
+    with pytest.raises(ValueError, match=f"^model must be a trained {type(net).__name__}, the name of a shipped model"):
+        register(moving, fixed, method=method)
+    with pytest.raises(TypeError) as info:
+        register(moving, fixed, method=method, model=torch.nn.Linear(1, 1))
+    assert str(info.value) == f"model must be a {type(net).__name__} (or a checkpoint path), got Linear"
+
+
+def test_gpereg_method_passes_frames_and_sequences():
+    from regkit.registry import register
+
+    net = FACTORIES["gpereg"]()
+    set_parameters(net)
+    moving, fixed = _inputs("gpereg", n=3)
+    frame, seq = torch.tensor([0, 1, 2]), [0, 0, 1]
+    res = register(moving, fixed, method="gpereg", model=net, frame=frame, sequence=seq)
+    net.eval()
+    net.reset_cache()
+    with torch.no_grad():
+        ref = net(moving, fixed, frame=frame, sequence=seq)
+        other = net(moving, fixed)
+    assert torch.allclose(res.warped, ref.warped, atol=1e-6) and not torch.allclose(res.warped, other.warped, atol=1e-4)
