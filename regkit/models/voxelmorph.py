@@ -16,11 +16,13 @@ Convention
 - Returns :class:`regkit.RegResult` with ``disp`` ``N,2,H,W`` (pixels, x then y, pull);
   diffeomorphic models also put ``extras["velocity"]``.
 
-The default features are VoxelMorph-1's, ``enc=(16, 32, 32, 32)`` and
-``dec=(32, 32, 32, 32, 32, 16, 16)``, as in the authors' code, in 2D: 109,170 parameters (0.11 M,
-independent of the image size). The GPEReg-Net paper's Table 2 lists 0.10 M for its VoxelMorph
-without giving its configuration; ours is the standard one. The last layer starts
-near zero (normal, std 1e-5), so training starts from about the identity.
+The default features are **VoxelMorph-2**'s, ``enc=(16, 32, 32, 32)`` and
+``dec=(32, 32, 32, 32, 32, 16, 16)`` (Balakrishnan et al. 2019; VoxelMorph-1 has the
+same encoder and the smaller decoder ``(32, 32, 32, 8, 8)``), in 2D: 109,170 parameters (0.11 M,
+independent of the image size); VoxelMorph-1's decoder gives 76,114 (0.08 M). The GPEReg-Net
+paper's Table 2 lists 0.10 M for its VoxelMorph without giving its configuration; VoxelMorph-2
+is the closer of the two, so it is our default. The last layer starts near zero (normal, std
+1e-5), so training starts from about the identity.
 
 Getting a trained model: ``Trainer(VoxelMorph(), RegistrationObjective("lncc", weight=1.0),
 cfg).fit(pairs)``, then ``regkit.register(moving, fixed, method="voxelmorph",
@@ -91,8 +93,8 @@ class VoxelMorph(nn.Module):
     Parameters
     ----------
     enc, dec : sequences of int
-        U-Net features (VoxelMorph-1 by default; VoxelMorph-2 is ``(16, 32, 32, 32)``,
-        ``(32, 32, 32, 32, 32, 16, 16)`` with a wider decoder in the original: pass your own).
+        U-Net features (VoxelMorph-2 by default; VoxelMorph-1 is ``enc=(16, 32, 32, 32)``,
+        ``dec=(32, 32, 32, 8, 8)``).
     diffeomorphic : bool
         Predict a velocity and integrate it with ``int_steps`` scaling-and-squaring steps.
     int_steps : int
