@@ -119,8 +119,7 @@ def run(profile: str = "quick", seed: int = 0, device="cpu", data_root=None, pro
     for name in LEARNED:
         model = build_model(name, "full", seed)  # the paper-size model, whatever the profile
         timing = measure_latency(model, lat["size"], lat["warmup"], lat["repeats"], device)
-        batches = (1, 4) if profile == "quick" else (8, 32, 128, 512)
-        thr = measure_throughput(model, lat["size"], batches, repeats=3 if profile == "quick" else 10, device=device)
+        thr = measure_throughput(model, lat["size"], lat["batches"], repeats=lat["throughput_repeats"], device=device)
         flops = count_flops(model.to(device), lat["size"])
         rows[name] = {"label": LABELS[name], "params": count_parameters(model),
                       "params_m": round(count_parameters(model) / 1e6, 3), "flops": flops, **timing, **thr,
