@@ -222,6 +222,37 @@ def _load_reviews() -> None:
         ["torch.cuda.set_rng_state_all(None)", 'torch.cuda.set_rng_state_all([s.cpu() for s in state["XXcudaXX"]])',
          'torch.cuda.set_rng_state_all([s.cpu() for s in state["CUDA"]])'], "CUDA generators: only a machine with CUDA")
 
+    # --- classical methods: the chunking of independent pairs, checks of checked inputs
+    CHUNKS = ("the pairs of a batch are independent: how many are iterated together changes the cache use, "
+              "not the fields")
+    CHECKS = "check= only validates the inputs, which the method has checked once at its boundary"
+    m = "regkit/classical/demons.py"
+    old = 'step = n if disp.device.type != "cpu" else max(1, _CPU_CHUNK_PIXELS // (h * w))'
+    eq(m, "_iterate", old, [old.replace('disp.device.type != "cpu"', '(disp.device.type != "cpu") and False'),
+                            old.replace('disp.device.type != "cpu"', '(disp.device.type != "cpu") or True'),
+                            old.replace("!=", "=="), old.replace('"cpu"', '"XXcpuXX"'), old.replace('"cpu"', '"CPU"'),
+                            old.replace("max(1,", "max(2,")], CHUNKS)
+    eq(m, "_iterate", "return chunks[0] if len(chunks) == 1 else torch.cat(chunks)",
+       "return chunks[0] if (len(chunks) == 1) and False else torch.cat(chunks)", "torch.cat of one chunk is that chunk")
+    eq(m, "_iterate", "u = demons_step(m, f, u, grad_fixed=g, **step_kw)",
+       ["u = demons_step(m, f, u, grad_fixed=None, **step_kw)", "u = demons_step(m, f, u, **step_kw)"],
+       "without grad_fixed the step computes image_gradient(fixed), which is exactly the g passed")
+    for fn, old in (("demons_step", "g = (image_gradient(fixed) if grad_fixed is None else grad_fixed) + image_gradient(warped)"),
+                    ("demons_step", "g = 2 * (image_gradient(fixed) if grad_fixed is None else grad_fixed)")):
+        eq(m, fn, old, old.replace("if grad_fixed is None", "if (grad_fixed is None) or True"),
+           "the gradient passed as grad_fixed is image_gradient(fixed) itself")
+    old = "warped = spatial.warp(moving, disp, check=False)"
+    eq(m, "demons_step", old, [old.replace("check=False", "check=None"), old.replace(", check=False", ", "),
+                               old.replace("check=False", "check=True")], CHECKS)
+    old = "disp = spatial.compose(disp, spatial.integrate_velocity(du, steps=4, check=False), check=False)"
+    eq(m, "demons_step", old, [
+        "disp = spatial.compose(disp, spatial.integrate_velocity(du, steps=4, check=False), check=None)",
+        "disp = spatial.compose(disp, spatial.integrate_velocity(du, steps=4, check=False), )",
+        "disp = spatial.compose(disp, spatial.integrate_velocity(du, steps=4, check=None), check=False)",
+        "disp = spatial.compose(disp, spatial.integrate_velocity(du, steps=4, ), check=False)",
+        "disp = spatial.compose(disp, spatial.integrate_velocity(du, steps=4, check=True), check=False)",
+        "disp = spatial.compose(disp, spatial.integrate_velocity(du, steps=4, check=False), check=True)"], CHECKS)
+
 
 _load_reviews()
 

@@ -604,3 +604,18 @@ def test_sift_ransac_on_a_flat_pair_falls_back_to_the_identity_with_a_warning():
     assert res.extras["ok"] == [False, False] and res.extras["n_matches"] == [0, 0] and res.extras["n_inliers"] == [0, 0]
     assert torch.equal(res.params, torch.eye(2, 3).expand(2, 2, 3)) and float(res.disp.abs().max()) == 0.0
     assert res.extras["seconds"] >= 0 and len(res.extras["points"]) == 2
+
+
+def test_demons_step_thresholds_at_their_exact_values():
+    """A difference of exactly 1e-5 (float32) still drives the update (only smaller ones count as
+    matched); a denominator of exactly 1e-12 gives none (gradient 1e-6, whose square is exactly
+    1e-12 in float32, and a step bound so large that d^2/s^2 vanishes)."""
+    from regkit.classical.demons import demons_step
+
+    zero_u, m = torch.zeros(1, 2, 5, 5), torch.zeros(1, 1, 5, 5)
+    f = torch.zeros(1, 1, 5, 5)
+    f[0, 0, 2, 2], f[0, 0, 2, 3] = 1e-5, 0.1
+    assert float(demons_step(m, f, zero_u, sigma_diffusion=0.0)[0, 0, 2, 2].abs()) > 0
+    f[0, 0, 2, 3] = 2e-6                                      # central difference at (2, 2): exactly 1e-6
+    du = demons_step(m, f, zero_u, sigma_diffusion=0.0, max_step=1e30)
+    assert float(du[0, :, 2, 2].abs().max()) == 0.0
