@@ -253,6 +253,30 @@ def _load_reviews() -> None:
         "disp = spatial.compose(disp, spatial.integrate_velocity(du, steps=4, check=True), check=False)",
         "disp = spatial.compose(disp, spatial.integrate_velocity(du, steps=4, check=False), check=True)"], CHECKS)
 
+    m = "regkit/classical/optical_flow.py"
+    old = 'step = n if u.device.type != "cpu" else max(1, _CPU_CHUNK_PIXELS // (h * w))'
+    eq(m, "_jacobi", old, [old.replace('u.device.type != "cpu"', '(u.device.type != "cpu") and False'),
+                           old.replace('u.device.type != "cpu"', '(u.device.type != "cpu") or True'),
+                           old.replace("!=", "=="), old.replace('"cpu"', '"XXcpuXX"'), old.replace('"cpu"', '"CPU"'),
+                           old.replace("max(1,", "max(2,")], CHUNKS)
+    eq(m, "_jacobi", "return chunks[0] if len(chunks) == 1 else torch.cat(chunks)",
+       "return chunks[0] if (len(chunks) == 1) and False else torch.cat(chunks)", "torch.cat of one chunk is that chunk")
+    for fn in ("horn_schunck",):
+        old = "full = tuple(f.shape[-2:])"
+        eq(m, fn, old, old.replace("[-2:]", "[+2:]"), "f is a 4-D batch, where shape[2:] is shape[-2:]")
+    AUTOCAST = ("no operation inside runs differently under autocast (no convolution or matrix product: shifts, "
+                "sums, grid_sample in float32); the context only guards a caller's autocast region")
+    for mod, fn, dev_expr in (("regkit/classical/optical_flow.py", "horn_schunck", "moving"),
+                              ("regkit/classical/demons.py", "demons", "moving")):
+        old = f"with torch.no_grad(), torch.autocast(device_type={dev_expr}.device.type, enabled=False):"
+        eq(mod, fn, old, [old.replace("enabled=False", "enabled=True"), old.replace(", enabled=False", ", ")], AUTOCAST)
+    for mod, fn, old in (("regkit/classical/optical_flow.py", "horn_schunck",
+                          "disp = torch.zeros(f.shape[0], 2, *sizes[0], device=f.device)"),
+                         ("regkit/classical/demons.py", "demons",
+                          "disp = torch.zeros(f.shape[0], 2, *sizes[0], device=f.device)")):
+        dev(mod, fn, old, [old.replace("device=f.device", "device=None"), old.replace(", device=f.device", ", ")],
+            "the starting field is made on the default device: only GPU inputs notice")
+
 
 _load_reviews()
 

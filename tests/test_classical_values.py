@@ -349,6 +349,7 @@ def test_horn_schunck_history():
     assert all(d.shape == (1, 2, 32, 32) for _, d in res.extras["history"])
     assert torch.equal(res.extras["history"][-1][1], res.disp)
     assert not torch.equal(res.extras["history"][0][1], res.disp)
+    assert [k for k, _ in horn_schunck(m, f, iterations=5, warps=3, history=4).extras["history"]] == [4, 6]
 
 
 def test_neighbour_average_and_median_filters_by_value():
