@@ -277,6 +277,16 @@ def _load_reviews() -> None:
         dev(mod, fn, old, [old.replace("device=f.device", "device=None"), old.replace(", device=f.device", ", ")],
             "the starting field is made on the default device: only GPU inputs notice")
 
+    m = "regkit/classical/syn.py"
+    eq(m, "_box_mean", "p = F.pad(x, (radius, radius, 0, 0))", "p = F.pad(x, (radius, radius, 0, 1))",
+       "the extra bottom row is zero, and the column pass pads with zeros there anyway: the same sums")
+    old = "halves, inverses = (spatial.resize_disp(f, (h, w)) if f.shape[-2:] != (h, w) else f for f in fields)"
+    eq(m, "_syn", old, old.replace("f.shape[-2:] != (h, w)", "f.shape[-3:] != (h, w)"),
+       "a 3-tuple never equals (h, w), so full-size fields are resized to their own size, which returns them unchanged")
+    eq(m, "syn", 'metric: str = "cc",', 'metric: str = "CC",', "the metric is lower-cased before use")
+    dev(m, "_syn", "device = fix.device", "device = None",
+        "the zero fields and empty similarity tensors are made on the default device: only GPU inputs notice")
+
 
 _load_reviews()
 

@@ -620,3 +620,93 @@ def test_demons_step_thresholds_at_their_exact_values():
     f[0, 0, 2, 3] = 2e-6                                      # central difference at (2, 2): exactly 1e-6
     du = demons_step(m, f, zero_u, sigma_diffusion=0.0, max_step=1e30)
     assert float(du[0, :, 2, 2].abs().max()) == 0.0
+
+
+def test_syn_cc_forces_are_the_derivative_of_the_local_cc():
+    """At an interior pixel p, the CC force on the fixed half is ``n dcc(p)/dF(p) grad F(p)``:
+    the derivative (autograd) of the window's squared correlation with respect to its centre,
+    times the ``n`` pixels of the window; likewise for the moving half. The similarity is the
+    mean over pixels of that squared correlation (variances floored at eps)."""
+    from regkit.classical.syn import _forces
+    from regkit.filters import image_gradient
+
+    g = torch.Generator().manual_seed(11)
+    fh = torch.rand(1, 1, 9, 10, generator=g, dtype=torch.float64)
+    mh = (0.6 * fh + 0.4 * torch.rand(1, 1, 9, 10, generator=g, dtype=torch.float64))
+    r, eps = 1, 1e-4
+    d_f, d_m, sim = _forces(fh.float(), mh.float(), "cc", r, eps)
+
+    def cc(wf, wm):
+        mf, mm = wf.mean(), wm.mean()
+        sff = (wf.pow(2).mean() - mf**2).clamp_min(eps)
+        smm = (wm.pow(2).mean() - mm**2).clamp_min(eps)
+        return ((wf * wm).mean() - mf * mm) ** 2 / (sff * smm)
+
+    n = (2 * r + 1) ** 2
+    for (y, x) in ((3, 4), (5, 7)):
+        wf = fh[0, 0, y - r: y + r + 1, x - r: x + r + 1].clone().requires_grad_(True)
+        wm = mh[0, 0, y - r: y + r + 1, x - r: x + r + 1].clone().requires_grad_(True)
+        dcf, dcm = torch.autograd.grad(cc(wf, wm), (wf, wm))
+        gf, gm = image_gradient(fh)[0, :, y, x], image_gradient(mh)[0, :, y, x]
+        assert torch.allclose(d_f[0, :, y, x].double(), n * dcf[r, r] * gf, atol=1e-4, rtol=1e-3)
+        assert torch.allclose(d_m[0, :, y, x].double(), n * dcm[r, r] * gm, atol=1e-4, rtol=1e-3)
+    pool = lambda t: torch.nn.functional.avg_pool2d(t, 2 * r + 1, 1, r, count_include_pad=False)  # noqa: E731
+    mf, mm = pool(fh), pool(mh)
+    sff, smm = (pool(fh * fh) - mf**2).clamp_min(eps), (pool(mh * mh) - mm**2).clamp_min(eps)
+    want = ((pool(fh * mh) - mf * mm) ** 2 / (sff * smm)).mean()
+    assert float(sim) == pytest.approx(float(want), abs=1e-5)
+
+
+def test_syn_step_threshold_and_defaults():
+    """A force of norm exactly 1e-12 (and less) gives no step; syn_step's and syn's defaults are
+    the documented ones."""
+    from regkit.classical.syn import _scaled_step, syn_step
+
+    f = torch.zeros(1, 2, 4, 4)
+    f[0, 0, 1, 1] = 1e-12
+    assert float(_scaled_step(f, 0.0, 0.25).abs().max()) == 0.0
+    f[0, 0, 1, 1] = 1.0001e-12
+    assert float(_scaled_step(f, 0.0, 0.25).abs().max()) == pytest.approx(0.25)
+    m, fx = _pair(size=16, seed=6)
+    images = torch.cat((fx, m))
+    zero = torch.zeros(2, 2, 16, 16)
+    a = syn_step(images, zero, zero)
+    b = syn_step(images, zero, zero, metric="cc", radius=2, cc_eps=1e-4, flow_sigma=3.0, grad_step=0.25, total_sigma=1.0,
+                 inverse_iterations=2)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    quick = dict(iterations=(2, 1), shrink_factors=(2, 1))
+    a = syn(m, fx, **quick)
+    b = syn(m, fx, metric="cc", radius=2, grad_step=0.25, flow_sigma=3.0, total_sigma=1.0, inverse_iterations=2,
+            cc_eps=1e-4, **quick)
+    assert torch.equal(a.disp, b.disp) and a.extras["params"] == b.extras["params"]
+
+
+def test_syn_coarse_last_level_is_resized_to_the_image():
+    """Ending on a level at half size: the fields are resized to the full grid before the final
+    inverses and the composition."""
+    from regkit.classical.syn import _invert, _level_size, syn_step
+    from regkit.filters import gaussian_blur
+
+    m, f = _pair(1, size=21, seed=7)
+    res = syn(m, f, iterations=(2,), shrink_factors=(2,), smoothing_sigmas=(1.0,), metric="mse")
+    size = _level_size(21, 21, 2)
+    images = spatial.resize_image(gaussian_blur(torch.cat((C.grey(f), C.grey(m))), 1.0), size)
+    halves = inverses = torch.zeros(2, 2, *size)
+    for _ in range(2):
+        halves, inverses, _ = syn_step(images, halves, inverses, metric="mse")
+    halves, inverses = spatial.resize_disp(halves, (21, 21)), spatial.resize_disp(inverses, (21, 21))
+    inverses = _invert(halves, inverses, 10)
+    assert res.disp.shape == (1, 2, 21, 21)
+    assert torch.allclose(res.disp, spatial.compose(halves[1:], inverses[:1]), atol=1e-6)
+
+
+def test_inverse_consistency_per_pair_and_per_direction():
+    """Pair 0: forward ``u_x = 0.1 x`` on 8 px, inverse 0. The round trip on the fixed grid reads
+    inside for x <= 6 (1.1 x <= 7): mean 0.3; on the moving grid everywhere: mean 0.35; result
+    0.325. Pair 1: forward and inverse 0, error 0."""
+    from regkit.classical.syn import inverse_consistency_error
+
+    fwd = torch.zeros(2, 2, 3, 8)
+    fwd[0, 0] = 0.1 * torch.arange(8.0)
+    got = inverse_consistency_error(fwd, torch.zeros_like(fwd))
+    assert got.shape == (2,) and got.tolist() == pytest.approx([0.325, 0.0], abs=1e-6)
