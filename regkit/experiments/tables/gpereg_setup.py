@@ -97,8 +97,7 @@ def settings(profile: str) -> dict:
         "amp": "auto",
         "baseline_objective": {"similarity": "lncc", "smoothness": "diffusion", "weight": 1.0, "window": 9},
         "models": pick(reduced, reduced, {"gpereg": {}, "sasnet": {}}),
-        "latency": {"size": pick(64, 256, 256), "warmup": pick(1, 5, 50), "repeats": pick(3, 20, 500),
-                    "batches": pick((1, 4), (1, 4, 16), (8, 32, 128, 512)), "throughput_repeats": pick(3, 5, 10)},
+        "latency": {"size": pick(64, 256, 256), "warmup": pick(1, 5, 50), "repeats": pick(3, 20, 500)},
         "eval_batch": pick(8, 32, 64),
     }
 

@@ -25,6 +25,10 @@ from .gpereg_setup import LABELS, LEARNED, build_model, profile_note, settings
 __all__ = ["NAME", "SUMMARY", "settings", "build_model", "measure_latency", "measure_throughput",
            "count_flops", "run", "reproduce", "assess"]
 
+THROUGHPUT_BATCHES = {"quick": (1, 4), "cpu": (1, 4, 16), "full": (8, 32, 128, 512)}
+"""Batch sizes tried for throughput per profile (a CPU cannot hold 512 pairs at 256 px)."""
+THROUGHPUT_REPEATS = {"quick": 3, "cpu": 5, "full": 10}
+
 NAME = "gpereg-table2"
 SUMMARY = "GPEReg-Net paper, Table 2: parameters, latency and throughput on this device"
 
@@ -119,7 +123,8 @@ def run(profile: str = "quick", seed: int = 0, device="cpu", data_root=None, pro
     for name in LEARNED:
         model = build_model(name, "full", seed)  # the paper-size model, whatever the profile
         timing = measure_latency(model, lat["size"], lat["warmup"], lat["repeats"], device)
-        thr = measure_throughput(model, lat["size"], lat["batches"], repeats=lat["throughput_repeats"], device=device)
+        thr = measure_throughput(model, lat["size"], THROUGHPUT_BATCHES[profile], repeats=THROUGHPUT_REPEATS[profile],
+                                 device=device)
         flops = count_flops(model.to(device), lat["size"])
         rows[name] = {"label": LABELS[name], "params": count_parameters(model),
                       "params_m": round(count_parameters(model) / 1e6, 3), "flops": flops, **timing, **thr,
