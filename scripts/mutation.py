@@ -431,6 +431,11 @@ def prepare(scratch: Path, module: str, tests: list[str], working_tree: bool, re
     new, lifted = lift_decorators(target.read_text())
     target.write_text(new)
     present = [t for t in tests if (scratch / t.partition("::")[0]).is_file()]
+    # a pytest plugin that runs the value tests first and the bad-input table last, so that most
+    # mutants die on a fast test
+    files = [t.partition("::")[0] for t in present]
+    order = sorted(dict.fromkeys(files), key=lambda t: (t == _BAD, "_values" not in t, files.index(t)))
+    (scratch / "mutation_order.py").write_text(_ORDER_PLUGIN.format(order=order))
     cfg = [
         "[mutmut]",
         "source_paths = regkit",
@@ -440,6 +445,10 @@ def prepare(scratch: Path, module: str, tests: list[str], working_tree: bool, re
         "pytest_add_cli_args =",
         "    -p",
         "    no:cacheprovider",
+        "    -p",
+        "    mutation_order",
+        "also_copy =",
+        "    mutation_order.py",
         "process_isolation = forkserver",
         "forkserver_warmup = collect",
         "timeout_multiplier = 6.0",
@@ -450,6 +459,20 @@ def prepare(scratch: Path, module: str, tests: list[str], working_tree: bool, re
     ]
     (scratch / "setup.cfg").write_text("\n".join(cfg) + "\n")
     return lifted
+
+
+_ORDER_PLUGIN = '''"""Run the test files in this order (fast value tests first); mutation testing only."""
+
+ORDER = {order!r}
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        path = item.nodeid.partition("::")[0]
+        return ORDER.index(path) if path in ORDER else len(ORDER)
+
+    items.sort(key=rank)
+'''
 
 
 def _env() -> dict:
