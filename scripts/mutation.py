@@ -600,6 +600,8 @@ def main(argv=None) -> int:
                     help="record the per-module scores of another results file beside these (e.g. before new tests)")
     ap.add_argument("--baseline-note", default="an earlier run, for comparison",
                     help="what the baseline is (stored with it)")
+    ap.add_argument("--summarise-only", action="store_true",
+                    help="summarise the scratch copy's last run again (e.g. after reviewing equivalents); run nothing")
     ap.add_argument("--recheck", action="store_true",
                     help="rerun only the mutants not killed by the previous run in the scratch copy")
     args = ap.parse_args(argv)
@@ -637,7 +639,11 @@ def main(argv=None) -> int:
         args.scratch.mkdir(parents=True, exist_ok=True)
         print(f"{module}: mutating in {scratch} (log {log_path})", flush=True)
         with open(log_path, "a") as log:
-            if args.recheck:
+            if args.summarise_only:
+                if not (scratch / "mutants").is_dir():
+                    raise SystemExit(f"--summarise-only: no run in {scratch}")
+                lifted = record["modules"].get(module, {}).get("decorators_lifted", [])
+            elif args.recheck:
                 if not (scratch / "mutants").is_dir():
                     raise SystemExit(f"--recheck: no previous run in {scratch}")
                 _sync_tests(scratch, args.working_tree, args.rev)
@@ -655,17 +661,25 @@ def main(argv=None) -> int:
         summary = summarise(module, results, source)
         minutes = round((time.time() - start) / 60, 1)
         prev = record["modules"].get(module, {})
-        record["modules"][module] = {
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        entry = {
             "tests": [t for t in tests if (scratch / t.partition("::")[0]).is_file()],
             "decorators_lifted": lifted,
             "commit": commit,
             "working_tree_changes": dirty,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "date": now,
             "sample": {"fraction": args.sample, "seed": args.seed} if args.sample else None,
-            "minutes": minutes if not args.recheck else prev.get("minutes"),
-            "recheck_minutes": minutes if args.recheck else None,
+            "minutes": minutes,
             **summary,
         }
+        if args.recheck or args.summarise_only:   # the mutants are still those of the first run
+            for key in ("commit", "working_tree_changes", "date", "sample", "minutes", "tests"):
+                entry[key] = prev.get(key, entry[key])
+            entry["recheck"] = prev.get("recheck")
+        if args.recheck:
+            entry["recheck"] = {"tests_commit": commit, "date": now, "minutes": minutes,
+                                "mutants_rerun": len(names)}
+        record["modules"][module] = entry
         print(f"{module}: {summary['mutants']} mutants, score {summary['score']}, "
               f"{len(summary['survivors'])} not killed, {summary['equivalent']} equivalent, {minutes} min",
               flush=True)
