@@ -592,3 +592,63 @@ def test_gpereg_method_passes_frames_and_sequences():
         ref = net(moving, fixed, frame=frame, sequence=seq)
         other = net(moving, fixed)
     assert torch.allclose(res.warped, ref.warped, atol=1e-6) and not torch.allclose(res.warped, other.warped, atol=1e-4)
+
+
+def test_frame_cache_by_value():
+    """Window 2. Frames 0-3 of sequence 7 keep 2 and 3 (within 2 of the newest); then frames 0
+    and 1 of sequence 5 arrive: only the latest batch's sequences stay. Frame 1 of sequence 5
+    again restarts it (1 <= the largest cached, 1). Entries come on the requested device and dtype."""
+    from regkit.models.gpe import FrameCache
+
+    c = FrameCache(2)
+    assert len(c) == 0 and c.feats is None
+    empty = c.entries(torch.zeros(3, 4, dtype=torch.float64))
+    assert [t.shape for t in empty] == [(0,), (0,), (0, 4)] and empty[2].dtype == torch.float64
+    feats = torch.arange(16.0).view(4, 4)
+    c.update(torch.tensor([0, 1, 2, 3]), feats, torch.tensor([7, 7, 7, 7]))
+    assert c.frames.tolist() == [2, 3] and c.sequences.tolist() == [7, 7] and torch.equal(c.feats, feats[2:])
+    c.update(torch.tensor([0, 1]), -feats[:2], torch.tensor([5, 5]))
+    assert c.frames.tolist() == [0, 1] and c.sequences.tolist() == [5, 5] and len(c) == 2
+    c.update(torch.tensor([2]), feats[:1])                      # no sequences: sequence 0, a new one
+    assert c.frames.tolist() == [2] and c.sequences.tolist() == [0]
+    c.update(torch.tensor([3, 4]), feats[1:3], torch.tensor([0, 0]))
+    assert c.frames.tolist() == [3, 4]                          # 2 dropped: more than 2 before 4
+    c.update(torch.tensor([1]), feats[3:], torch.tensor([0]))   # 1 <= 4: sequence 0 restarts
+    assert c.frames.tolist() == [1] and torch.equal(c.feats, feats[3:])
+    f, s, x = c.entries(torch.zeros(1, 4, dtype=torch.float16))
+    assert f.tolist() == [1] and s.tolist() == [0] and x.dtype == torch.float16
+    c.restart(torch.tensor([5]), torch.tensor([9]))               # another sequence: nothing dropped
+    assert len(c) == 1
+    c.restart(torch.tensor([0]))
+    assert len(c) == 0 and c.feats is not None and c.feats.shape == (0, 4)
+    c.reset()
+    assert len(c) == 0 and c.feats is None
+    zero = FrameCache(0)
+    zero.update(torch.tensor([0, 1]), feats[:2])
+    assert zero.frames.tolist() == []                           # no window: nothing to keep
+
+
+def test_gpe_learned_embedding_is_clamped_past_the_table_and_alpha_scales_the_context():
+    from regkit.models.gpe import GPE
+
+    gpe = GPE(channels=8, num_frames=4, window=1, heads=2, hidden=16, alpha=0.5)
+    set_parameters(gpe)
+    frames = torch.tensor([2, 3, 4, 9])
+    emb = gpe.learned_embedding(frames)
+    assert torch.equal(emb[1], emb[2]) and torch.equal(emb[1], emb[3]) and not torch.equal(emb[0], emb[1])
+    scene = torch.rand(4, 8, 3, 3, generator=torch.Generator().manual_seed(1))
+    gpe.eval()
+    ctx = gpe.context(scene, frames)
+    gpe.reset_cache()
+    out = gpe(scene, frames)
+    assert torch.allclose(out, scene + 0.5 * ctx[..., None, None], atol=1e-6)
+    gpe.reset_cache()
+    gpe.train()
+    assert len(gpe.cache) == 0
+    gpe(scene, frames)
+    assert len(gpe.cache) == 0                                  # training never fills the cache
+    gpe.eval()
+    gpe(scene, frames)
+    assert len(gpe.cache) > 0
+    gpe.reset_cache()
+    assert len(gpe.cache) == 0
