@@ -177,3 +177,12 @@ def test_numpy_and_torch_scalars_and_escaping():
 def test_bad_input_names_the_argument(kwargs, error, match):
     with pytest.raises(error, match=match):
         viz.result_table(**kwargs)
+
+
+def test_text_of_several_words_wraps_numbers_and_single_words_do_not():
+    table = viz.result_table({"": {"air-table1": {"status": "pending", "reason": "no converged run yet", "n": 0.5}}},
+                         ["status", "reason", "n"])
+    page = table.to_html()
+    wrapped = '<td style="text-align:left;white-space:normal;min-width:6em;max-width:16em">'
+    assert wrapped + "no converged run yet</td>" in page
+    assert '<td class="rk-g">pending</td>' in page and "<td>0.500</td>" in page

@@ -58,6 +58,9 @@ _STYLE = (
     "div.regkit-table p.rk-notes{font-size:0.8rem;margin:0.3em 0 0 0}"
 )
 
+# A text cell of several words; inline, so that tables without one keep their markup.
+_TEXT_CELL = "text-align:left;white-space:normal;min-width:6em;max-width:16em"
+
 
 @dataclass(frozen=True)
 class _Cell:
@@ -219,6 +222,11 @@ class ResultTable:
         fail = f"{c.failed} failed" if c.failed else None
         return main, sd, fail
 
+    def _is_text(self, s: str, r: str, m: str) -> bool:
+        """Whether a cell holds text of several words (shown left-aligned and wrapped in HTML)."""
+        c = self._cells.get((s, r, m))
+        return c is not None and c.text is not None and " " in c.text.strip()
+
     # ------------------------------------------------------------------ HTML
 
     def to_html(self) -> str:
@@ -256,6 +264,8 @@ class ResultTable:
             for s, m in self.columns:
                 main, sd, fail = self._parts(s, r, m)
                 cls = ' class="rk-g"' if (s, m) in firsts else ""
+                if self._is_text(s, r, m):  # a reason, a file list: wraps, where numbers never do
+                    cls += f' style="{_TEXT_CELL}"'
                 body = esc(main)
                 if sd:
                     body += f'<span class="rk-sd">{esc(sd)}</span>'
