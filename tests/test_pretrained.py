@@ -12,9 +12,9 @@ from regkit.models.dirnet import DIRNet
 @pytest.fixture
 def weights_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "WEIGHTS_DIR", tmp_path)
-    P._manifest.cache_clear()
+    P.reload_manifest()
     yield tmp_path
-    P._manifest.cache_clear()
+    P.reload_manifest()
 
 
 def test_export_then_load_and_register_by_name(weights_dir):

@@ -30,7 +30,7 @@ from torch import nn
 from ..checkpoint import load_model
 from ..files import sha256sum
 
-__all__ = ["pretrained", "pretrained_names", "pretrained_info", "WEIGHTS_DIR"]
+__all__ = ["pretrained", "pretrained_names", "pretrained_info", "reload_manifest", "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 """Folder of the shipped weights and their ``manifest.json``."""
@@ -40,6 +40,11 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 def _manifest() -> dict:
     path = WEIGHTS_DIR / "manifest.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def reload_manifest() -> None:
+    """Read ``manifest.json`` again on next use (after weights were exported or the folder changed)."""
+    _manifest.cache_clear()
 
 
 def pretrained_names() -> list[str]:

@@ -139,7 +139,7 @@ def export_weights(model, name: str, *, made_by: dict, folder=None, max_bytes: i
 
     from ...checkpoint import save_checkpoint
     from ...files import atomic_write, sha256sum
-    from ...models.zoo import WEIGHTS_DIR, _manifest
+    from ...models.zoo import WEIGHTS_DIR, reload_manifest
     from ..provenance import plain
 
     folder = Path(folder) if folder is not None else WEIGHTS_DIR
@@ -166,7 +166,7 @@ def export_weights(model, name: str, *, made_by: dict, folder=None, max_bytes: i
     manifest[name] = entry
     with atomic_write(manifest_path, "w", suffix=".json") as f:
         f.write(json.dumps(dict(sorted(manifest.items())), indent=2) + "\n")
-    _manifest.cache_clear()
+    reload_manifest()
     return entry
 
 
