@@ -1,6 +1,6 @@
 """Ship trained models with the package: ``regkit.models.pretrained(name)``.
 
-    REGKIT_MODEL_CACHE=checkpoints/model-cache-air .venv/bin/python scripts/export_weights.py air
+    REGKIT_MODEL_CACHE=checkpoints/model-cache-air .venv/bin/python scripts/export_weights.py air [mnist|fashion]
     REGKIT_MODEL_CACHE=checkpoints/model-cache-cpu .venv/bin/python scripts/export_weights.py gpereg
 
 ``air``: DIRNet, AiR-single and MAPT-AiR of Table 1's full profile, on MNIST (``<model>-mnist``)
@@ -39,8 +39,10 @@ def made_by(table: str, profile: str, dataset: str, history: list, extra: dict) 
     }
 
 
-def export_air() -> None:
+def export_air(only: str | None = None) -> None:
     for dataset, limit in (("mnist", None), ("fashion", FASHION_PAIRS)):
+        if only is not None and dataset != only:
+            continue
         run = air_table1.run("full", 0, "cpu", dataset=dataset, limit=limit)
         info = {"data": run.data, "test_mse": {k: v["mean"]["mse"] for k, v in run.results["methods"].items()}}
         for name in air_table1.LEARNED:
@@ -58,9 +60,13 @@ def export_gpereg() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in ("air", "gpereg"):
-        sys.exit("usage: export_weights.py air|gpereg")
+    args = sys.argv[1:]
+    if not (args == ["gpereg"] or (args[:1] == ["air"] and args[1:] in ([], ["mnist"], ["fashion"]))):
+        sys.exit("usage: export_weights.py air [mnist|fashion] | gpereg")
     if not os.environ.get(MODEL_CACHE_ENV):
         sys.exit(f"set {MODEL_CACHE_ENV} to the cache folder of the table run")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    {"air": export_air, "gpereg": export_gpereg}[sys.argv[1]]()
+    if args[0] == "air":
+        export_air(*args[1:])
+    else:
+        export_gpereg()
