@@ -731,6 +731,8 @@ def _write(path: Path, record: dict, version: str) -> None:
         "score_rule": "(killed + timeout + segfault) / (checked - equivalent); survivors, 'no tests' and "
                       "device-only survivors count against",
         "overall": overall(modules),
+        # Modules of MODULES with no run on record: the overall score does not cover them.
+        "modules_not_run": sorted(set(MODULES) - set(modules)),
         "per_module": {m: {k: v[k] for k in _SUMMARY_KEYS if k in v} for m, v in modules.items()},
         "modules": modules,
     }
