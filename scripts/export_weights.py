@@ -26,7 +26,7 @@ from regkit.experiments.tables.base import MODEL_CACHE_ENV, export_weights
 
 
 FASHION_PAIRS = 4000
-"""Fashion-MNIST training pairs for the shipped weights: as many as the offline MNIST digits give."""
+"""``limit`` of the Fashion-MNIST run (3,500 training and 500 validation pairs, as the offline MNIST digits give)."""
 
 
 def made_by(table: str, profile: str, dataset: str, history: list, extra: dict) -> dict:
