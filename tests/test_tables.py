@@ -229,3 +229,27 @@ def test_status_page_verdicts_come_from_the_tables():
     assert air_table1.assess(record)["status"] == "not converged"
     entries = status.collect(results_dir="no-such-folder")
     assert [e["table"] for e in entries] == tables.names() and {e["status"] for e in entries} == {"pending"}
+
+
+def test_controls_verdict_is_measured_and_names_the_geometry_drop():
+    from regkit.experiments import status
+
+    record = {"rows": [{"label": "Fixed image (upper bound)", "method": "fixed_oracle", "geometry_drop_ssim": 0.649},
+                       {"label": "GPEReg-Net", "method": "gpereg", "deformation_free": True,
+                        "geometry_drop_ssim": -0.0001}],
+              "training": {"gpereg": {"converged": True}}}
+    verdict = gpereg_controls.assess(record)
+    assert verdict["status"] == "measured" and verdict["status"] in status.STATUSES
+    assert "GPEReg-Net loses 0.000 SSIM" in verdict["reason"] and "-0.000" not in verdict["reason"]
+    assert "itself loses 0.649" in verdict["reason"]
+    record["training"]["gpereg"]["converged"] = False
+    assert gpereg_controls.assess(record)["status"] == "not converged"
+
+
+def test_status_columns_name_the_device_of_a_full_run():
+    from regkit.experiments.status import run_label
+
+    assert run_label("full", {"provenance": {"device_type": "cpu"}}) == "full run (CPU)"
+    assert run_label("full", {"provenance": {"device_type": "cuda"}}) == "full run (CUDA)"
+    assert run_label("cpu", {"provenance": {"device_type": "cpu"}}) == "CPU profile"
+    assert run_label("full", {}) == "full run"

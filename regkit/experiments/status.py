@@ -12,7 +12,9 @@ Statuses
 - ``partly``: some criteria hold;
 - ``not reproduced``: none holds;
 - ``not converged``: a run exists, but a learned model's validation loss had not flattened;
-- ``pending``: no converged run has been made yet (e.g. a GPU run that has not happened).
+- ``pending``: no converged run has been made yet (e.g. a GPU run that has not happened);
+- ``measured``: an experiment of ours with no paper numbers to compare (the controls), run with
+  converged models.
 
 Example
 -------
@@ -31,7 +33,7 @@ from .provenance import REPO_ROOT
 
 __all__ = ["load_records", "collect", "status_table", "numbers_table", "STATUSES", "CHAPTERS"]
 
-STATUSES = ("reproduced", "partly", "not reproduced", "not converged", "pending")
+STATUSES = ("reproduced", "partly", "not reproduced", "not converged", "pending", "measured")
 CHAPTERS = {
     "air-table1": "08_attention_air",
     "gpereg-table1": "09_deformation_free_gpereg",
@@ -85,7 +87,15 @@ def collect(results_dir=None) -> list[dict]:
     return entries
 
 
-PROFILE_LABELS = {"full": "full run (GPU)", "cpu": "CPU profile", "quick": "quick run"}
+PROFILE_LABELS = {"full": "full run", "cpu": "CPU profile", "quick": "quick run"}
+
+
+def run_label(profile: str, record: dict) -> str:
+    """A column title for one results record: its profile and, for a full run, the device type
+    it ran on (``"full run (CPU)"``: the AiR table's full protocol fits a CPU)."""
+    label = PROFILE_LABELS[profile]
+    device = (record.get("provenance") or {}).get("device_type")
+    return f"{label} ({device.upper()})" if profile == "full" and device else label
 
 
 def status_table(results_dir=None):
@@ -156,11 +166,11 @@ def numbers_table(table: str, results_dir=None, metrics=None, formats=None):
                 paper = _paper_values(records[profile], metrics)
                 if paper:
                     data["paper"] = paper
-            data[PROFILE_LABELS[profile]] = _row_values(records[profile], metrics)
+            data[run_label(profile, records[profile])] = _row_values(records[profile], metrics)
     if not data:
         data = {"(no results file yet)": {}}
     fmts = {m: ".2f" if m == "psnr" else ".3f" for m in metrics}
     fmts.update(formats or {})
-    notes = [f"{PROFILE_LABELS[p]}: {r['_path']}, {r.get('provenance', {}).get('device', '?')}"
+    notes = [f"{run_label(p, r)}: {r['_path']}, {r.get('provenance', {}).get('device', '?')}"
              for p, r in records.items() if p in PROFILE_LABELS]
     return result_table(data, metrics, formats=fmts, group="metric", row_title="method", notes=notes)
