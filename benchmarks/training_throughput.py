@@ -52,7 +52,8 @@ def build(name: str, table: str, size: int):
         s = t.settings("full")
         model = t.build_model(name, "full")
         objective = RegistrationObjective(s["similarity"], s["smoothness"], weight=s["smoothness_weight"])
-        return model, objective, s["lr"], s["grad_clip"]
+        lr = s["lr"][name] if isinstance(s["lr"], dict) else s["lr"]  # per model in the AiR table
+        return model, objective, lr, s["grad_clip"]
     from regkit.experiments.tables import gpereg_setup as t
 
     profile = "full" if size >= 256 else "cpu"
