@@ -8,7 +8,7 @@ all: the **true-field ceiling** (the moving image warped with the exact field, w
 deformable method outputs) and the **clean-fixed oracle** (the fixed image made without noise:
 what a perfect appearance-transfer method such as GPEReg-Net could output).
 
-``python -m regkit.data.calibration`` measures everything on the test splits and writes
+``python -m regkit.experiments.data_calibration`` measures everything on the test splits and writes
 ``results/data_calibration.json`` with provenance.
 
 Example
@@ -313,23 +313,3 @@ def calibrate(sizes=(256, 128, 64), seed: int = 0, progress: bool = True) -> dic
             "its patches' intensities; per-patch normalisation would have the same effect on real photographs.",
         ],
     }
-
-
-def main(argv=None) -> None:
-    """Measure and write ``results/data_calibration.json`` (or the path given as the only argument)."""
-    from ..experiments.provenance import REPO_ROOT, collect, write_json
-
-    argv = sys.argv[1:] if argv is None else argv
-    path = argv[0] if argv else REPO_ROOT / "results" / "data_calibration.json"
-    torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    result = calibrate()
-    result["provenance"] = collect(table="data-calibration", profile="calibration (whole test splits)", seed=0,
-                                   wall_time_s=time.perf_counter() - t0, device="cpu",
-                                   command="python -m regkit.data.calibration")
-    write_json(result, path)
-    print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    main()
