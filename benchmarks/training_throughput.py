@@ -1,9 +1,14 @@
 """Benchmark: training steps per second and pairs per second of every learned model.
 
-Each model is built as its table builds it (``regkit.experiments.tables``: the AiR table's
-DIRNet, AiR and MAPT-AiR at 32 px; the GPEReg tables' VoxelMorph, TransMorph, SAS-Net and
-GPEReg-Net at 64 px with the cpu profile's widths and at 256 px with the paper's), with its table's
-training objective, on seeded random pairs (throughput does not depend on the content).
+Each model is built as its table builds it (``regkit.experiments.tables``), with its table's
+training objective, at the size and batch its table trains at (read from the tables' settings, not
+repeated here), on seeded random pairs (throughput does not depend on the content):
+
+- on the CPU, the runs a reader makes there: the AiR table's DIRNet, AiR and MAPT-AiR (``full``
+  profile, 32 px) and the GPEReg tables' VoxelMorph, TransMorph, SAS-Net and GPEReg-Net in the
+  ``cpu`` profile (128 px, reduced widths); ``--paper-size`` adds the ``full`` profile's models at
+  256 px (about a minute per GPEReg-Net step on one thread);
+- on a GPU, every model at its ``full`` profile's size and batch.
 
 Two ways of running the same steps, in the same process:
 
@@ -19,8 +24,9 @@ fit. CPU on one thread; with CUDA the same on the GPU (bf16 autocast where the T
 
 Usage::
 
-    python benchmarks/training_throughput.py          # every model and size; writes results/training_throughput_benchmark.json
-    python benchmarks/training_throughput.py --quick  # 32 and 64 px only, 2 timed steps each; prints only
+    python benchmarks/training_throughput.py               # writes results/training_throughput_benchmark.json
+    python benchmarks/training_throughput.py --paper-size  # also the 256 px models on the CPU
+    python benchmarks/training_throughput.py --quick       # 2 timed steps each, no Trainer; prints only
 """
 
 from __future__ import annotations
@@ -33,30 +39,42 @@ import torch
 
 from _bench import load_average, machine, one_thread, synchronize, write
 
-#: (model, table, size, batch) -- the sizes the tables train at (to be confirmed per table)
-CASES = [
-    ("dirnet", "air", 32, 32), ("air", "air", 32, 32), ("mapt_air", "air", 32, 32),
-    ("voxelmorph", "gpereg", 64, 8), ("transmorph", "gpereg", 64, 8), ("sasnet", "gpereg", 64, 8),
-    ("gpereg", "gpereg", 64, 8),
-    ("voxelmorph", "gpereg", 256, 8), ("transmorph", "gpereg", 256, 8), ("sasnet", "gpereg", 256, 8),
-    ("gpereg", "gpereg", 256, 8),
-]
+AIR_MODELS = ("dirnet", "air", "mapt_air")
+GPEREG_MODELS = ("voxelmorph", "transmorph", "sasnet", "gpereg")
 
 
-def build(name: str, table: str, size: int):
-    """``(model, objective, lr, grad_clip)`` as the table trains it (paper widths at 256 px)."""
+def cases(device_type: str, paper_size: bool = False) -> list[tuple[str, str, str, int, int]]:
+    """``(model, table, profile, size, batch)`` of the training runs to time on ``device_type``.
+
+    >>> [c for c in cases("cpu") if c[0] == "gpereg"]
+    [('gpereg', 'gpereg', 'cpu', 128, 8)]
+    """
+    from regkit.experiments.tables import air_table1, gpereg_setup
+
+    air = air_table1.settings("full")
+    out = [(m, "air", "full", air["size"], air["batch_size"]) for m in AIR_MODELS]
+    profiles = ["full"] if device_type == "cuda" else ["cpu"] + (["full"] if paper_size else [])
+    for profile in profiles:
+        s = gpereg_setup.settings(profile)
+        # a full-size batch of paper-size models is minutes per step on one CPU thread
+        batch = s["batch_size"] if device_type == "cuda" else min(s["batch_size"], 8)
+        out += [(m, "gpereg", profile, s["size"], batch) for m in GPEREG_MODELS]
+    return out
+
+
+def build(name: str, table: str, profile: str):
+    """``(model, objective, lr, grad_clip)`` as the table trains it in ``profile``."""
     if table == "air":
         from regkit.experiments.tables import air_table1 as t
         from regkit.train import RegistrationObjective
 
-        s = t.settings("full")
-        model = t.build_model(name, "full")
+        s = t.settings(profile)
+        model = t.build_model(name, profile)
         objective = RegistrationObjective(s["similarity"], s["smoothness"], weight=s["smoothness_weight"])
         lr = s["lr"][name] if isinstance(s["lr"], dict) else s["lr"]  # per model in the AiR table
         return model, objective, lr, s["grad_clip"]
     from regkit.experiments.tables import gpereg_setup as t
 
-    profile = "full" if size >= 256 else "cpu"
     s = t.settings(profile)
     return t.build_model(name, profile), t.build_objective(name, profile), s["lr"], s["grad_clip"]
 
@@ -91,10 +109,10 @@ def bare_steps(model, objective, lr, grad_clip, batch, steps: int, device) -> li
     return times[1:]
 
 
-def trainer_seconds(name, table, size, batch_size, steps: int, device) -> float:
+def trainer_seconds(name, table, profile, size, batch_size, steps: int, device) -> float:
     from regkit.train import TensorPairs, TrainConfig, Trainer
 
-    model, objective, lr, grad_clip = build(name, table, size)
+    model, objective, lr, grad_clip = build(name, table, profile)
     data = batch_of(batch_size * steps, size)
     cfg = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, grad_clip=grad_clip, steps_per_epoch=steps,
                       scheduler="none", progress=False, log=False, metrics=("mse",), shuffle=False)
@@ -106,30 +124,30 @@ def trainer_seconds(name, table, size, batch_size, steps: int, device) -> float:
     return time.perf_counter() - t0
 
 
-def case(name, table, size, batch_size, steps, device, with_trainer=True, log=print) -> dict:
+def case(name, table, profile, size, batch_size, steps, device, with_trainer=True, log=print) -> dict:
     from regkit import seed_everything
 
     seed_everything(0)
-    model, objective, lr, grad_clip = build(name, table, size)
+    model, objective, lr, grad_clip = build(name, table, profile)
     model, objective = model.to(device), objective.to(device)
     batch = {k: v.to(device) for k, v in batch_of(batch_size, size).items()}
     amp = device.type == "cuda" and torch.cuda.is_bf16_supported()
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         ts = bare_steps(model, objective, lr, grad_clip, batch, steps, device)
     step = statistics.median(ts)
-    row = {"model": name, "table": table, "size": size, "batch": batch_size, "device": str(device),
+    row = {"model": name, "table": table, "profile": profile, "size": size, "batch": batch_size, "device": str(device),
            "parameters": sum(p.numel() for p in model.parameters()), "bf16_autocast": amp,
            "bare": {"seconds_per_step": step, "steps_per_second": 1 / step, "pairs_per_second": batch_size / step,
                     "timed_steps": len(ts)}}
     if with_trainer:
         k = max(2, steps)
-        short = trainer_seconds(name, table, size, batch_size, k, device)
-        long = trainer_seconds(name, table, size, batch_size, 2 * k, device)
+        short = trainer_seconds(name, table, profile, size, batch_size, k, device)
+        long = trainer_seconds(name, table, profile, size, batch_size, 2 * k, device)
         per_step = max(long - short, 0.0) / k
         row["trainer"] = {"seconds_per_step": per_step, "fixed_seconds_per_fit": short - k * per_step,
                           "time_ratio_per_step_vs_bare": per_step / step, "steps": [k, 2 * k]}
     tr = row.get("trainer")
-    log(f"{device.type:4s} {name:10s} {size:4d} px x{batch_size:<3d} {1 / step:8.2f} steps/s {batch_size / step:9.1f} pairs/s"
+    log(f"{device.type:4s} {name:10s} {profile:4s} {size:4d} px x{batch_size:<3d} {1 / step:8.2f} steps/s {batch_size / step:9.1f} pairs/s"
         + (f"   Trainer per step x{tr['time_ratio_per_step_vs_bare']:.2f}, fixed {tr['fixed_seconds_per_fit']:.2f} s/fit"
            if tr else ""))
     return row
@@ -137,24 +155,25 @@ def case(name, table, size, batch_size, steps, device, with_trainer=True, log=pr
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="32 and 64 px, 2 timed steps, no Trainer runs; print only")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per case (GPEReg-Net at 256 px: ~50 s each on one CPU thread)")
+    p.add_argument("--quick", action="store_true", help="2 timed steps, no Trainer runs, CPU sizes only; print only")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per case")
+    p.add_argument("--paper-size", action="store_true",
+                   help="also time the full profile's 256 px models on the CPU (about a minute per GPEReg-Net step)")
     p.add_argument("--models", nargs="*", default=None, help="only these models")
-    p.add_argument("--trainer-max-size", type=int, default=64,
+    p.add_argument("--trainer-max-size", type=int, default=128,
                    help="time the Trainer only up to this size (its cost per step does not grow with the model)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     one_thread()
     start = time.perf_counter()
     info = machine()
-    cases = [c for c in CASES if args.models is None or c[0] in args.models]
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows = []
     for device in devices:
-        for name, table, size, batch_size in cases:
-            if args.quick and size > 64:
-                continue
-            rows.append(case(name, table, size, batch_size, 2 if args.quick else args.steps, device,
+        todo = [c for c in cases(device.type, args.paper_size and not args.quick)
+                if args.models is None or c[0] in args.models]
+        for name, table, profile, size, batch_size in todo:
+            rows.append(case(name, table, profile, size, batch_size, 2 if args.quick else args.steps, device,
                              with_trainer=not args.quick and size <= args.trainer_max_size))
     if args.quick:
         return 0
