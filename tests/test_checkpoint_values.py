@@ -177,3 +177,35 @@ def test_load_model_forwards_map_location(tmp_path, monkeypatch):
     ck.load_model(torch.nn.Linear(2, 1), tmp_path / "m.pt")
     ck.load_model(torch.nn.Linear(2, 1, device="meta"), tmp_path / "m.pt", map_location="meta")
     assert seen == ["cpu", "meta"]
+
+
+@pytest.mark.parametrize("available, initialised, kept", [
+    (True, True, True), (True, False, False), (False, True, False), (False, False, False)])
+def test_rng_state_keeps_the_cuda_generators_only_when_cuda_is_in_use(monkeypatch, available, initialised, kept):
+    """The CUDA branch on a CPU machine, with the CUDA calls stood in for: the generators are read
+    only when CUDA is available *and* initialised (reading them would initialise it)."""
+    gens = [torch.tensor([1, 2, 3], dtype=torch.uint8)]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: initialised)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: gens)
+    s = ck.rng_state()
+    assert sorted(s) == (["cuda", "numpy", "python", "torch"] if kept else ["numpy", "python", "torch"])
+    if kept:
+        assert s["cuda"] is gens
+
+
+@pytest.mark.parametrize("in_state, available, restored", [
+    (True, True, True), (True, False, False), (False, True, False)])
+def test_set_rng_state_restores_the_cuda_generators_when_it_can(monkeypatch, in_state, available, restored):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: calls.append(states))
+    s = ck.rng_state()
+    if in_state:
+        s["cuda"] = [torch.tensor([7, 8], dtype=torch.uint8), torch.tensor([9], dtype=torch.uint8)]
+    ck.set_rng_state(s)
+    if restored:
+        assert len(calls) == 1 and [t.tolist() for t in calls[0]] == [[7, 8], [9]]
+        assert all(t.device.type == "cpu" for t in calls[0])
+    else:
+        assert calls == []
