@@ -237,6 +237,13 @@ def _load_reviews() -> None:
     eq(m, "_iterate", "u = demons_step(m, f, u, grad_fixed=g, **step_kw)",
        ["u = demons_step(m, f, u, grad_fixed=None, **step_kw)", "u = demons_step(m, f, u, **step_kw)"],
        "without grad_fixed the step computes image_gradient(fixed), which is exactly the g passed")
+    old = "disp = demons_step(ms[lvl], fs[lvl], disp, grad_fixed=gf, **step_kw)"
+    eq(m, "demons", old, [old.replace("grad_fixed=gf", "grad_fixed=None"), old.replace("grad_fixed=gf, ", "")],
+       "without grad_fixed the step computes image_gradient(fixed), which is exactly the gf passed")
+    old = "du = torch.where(denom > 1e-12, 2 * diff * g / denom.clamp_min(1e-12), torch.zeros_like(g))"
+    eq(m, "demons_step", old, old.replace("denom > 1e-12", "denom >= 1e-12"),
+       "the forms differ only where denom is exactly 1e-12 in float32; with the MATCHED cut diff is 0 (then both "
+       "give 0) or at least 1e-5, and then denom >= diff^2 / max_step^2 > 1e-12 for every max_step under 10 px")
     for fn, old in (("demons_step", "g = (image_gradient(fixed) if grad_fixed is None else grad_fixed) + image_gradient(warped)"),
                     ("demons_step", "g = 2 * (image_gradient(fixed) if grad_fixed is None else grad_fixed)")):
         eq(m, fn, old, old.replace("if grad_fixed is None", "if (grad_fixed is None) or True"),

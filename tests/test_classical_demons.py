@@ -106,6 +106,22 @@ def test_differences_below_float32_noise_give_no_force():
     assert float(u.abs().max()) == 0.0
 
 
+def test_a_difference_of_exactly_the_matched_level_still_pushes(monkeypatch):
+    """Differences *below* ``MATCHED`` count as matched; one equal to it does not. With the level
+    set to 0.25 (exact in binary) and the moving image the ramp 0.25 brighter, d = -0.25 and the
+    hand-computed update of the symmetric force is 2 d G / (G^2 + d^2 / s^2) with G = 0.5:
+    -0.25 / (0.25 + 0.25) = -0.5 px; a level of 0.25 + eps removes it."""
+    import regkit.classical.demons as demons_module
+
+    x = torch.arange(9.0).repeat(9, 1)[None, None] / 4
+    monkeypatch.setattr(demons_module, "MATCHED", 0.25)
+    u = demons_step(x + 0.25, x, torch.zeros(1, 2, 9, 9), sigma_diffusion=0.0)
+    assert float(u[0, 0, 4, 4]) == pytest.approx(-0.5, abs=1e-6)
+    monkeypatch.setattr(demons_module, "MATCHED", 0.2500001)
+    u = demons_step(x + 0.25, x, torch.zeros(1, 2, 9, 9), sigma_diffusion=0.0)
+    assert float(u.abs().max()) == 0.0
+
+
 def test_recovers_a_translation_of_a_tenth_of_the_width(smooth_pair):
     """12.5 px at 128 px: the pyramid chosen from the size (down to 16 px) follows it."""
     moving = smooth_pair[0]
