@@ -246,6 +246,24 @@ def test_controls_verdict_is_measured_and_names_the_geometry_drop():
     assert gpereg_controls.assess(record)["status"] == "not converged"
 
 
+def test_ablation_verdict_counts_only_differences_above_the_noise():
+    """Two standard errors of the difference of two means over 900 pairs with per-pair std 0.07:
+    2 sqrt(2 * 0.07^2 / 900) = 0.0066 SSIM; a gap of 0.001 is noise, one of 0.02 is an effect."""
+    def record(with_gpe, without, converged=True):
+        rows = {"GPEReg-Net (window 4)": {"ssim": with_gpe, "ssim_std": 0.07, "psnr": 28.0, "psnr_std": 2.4},
+                "without GPE": {"ssim": without, "ssim_std": 0.07, "psnr": 28.0, "psnr_std": 2.4}}
+        return {"rows": rows, "data": {"test_pairs": 900}, "training": {"without GPE": {"converged": converged}}}
+
+    d = gpereg_ablation.difference(record(0.669, 0.668), "ssim")
+    assert abs(d["noise"] - 2 * (2 * 0.07**2 / 900) ** 0.5) < 1e-12 and not d["measurable"]
+    verdict = gpereg_ablation.assess(record(0.669, 0.668))
+    assert verdict["status"] == "measured" and "GPE makes no measurable difference here" in verdict["reason"]
+    assert "0.007 SSIM" in verdict["reason"]
+    assert "GPE helps here" in gpereg_ablation.assess(record(0.690, 0.668))["reason"]
+    assert "GPE hurts here" in gpereg_ablation.assess(record(0.650, 0.668))["reason"]
+    assert gpereg_ablation.assess(record(0.69, 0.668, converged=False))["status"] == "not converged"
+
+
 def test_status_columns_name_the_device_of_a_full_run():
     from regkit.experiments.status import run_label
 
