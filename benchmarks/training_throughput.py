@@ -15,8 +15,9 @@ Two ways of running the same steps, in the same process:
 - *bare* (the reference): ``objective(model, batch)``, ``zero_grad``, ``backward``, gradient
   clipping, ``optimizer.step`` in a plain loop -- the least a training step can cost;
 - *Trainer*: :class:`regkit.train.Trainer` ``fit`` for one epoch of ``k`` and of ``2 k`` steps;
-  the difference over ``k`` is its cost per step, and what remains of the ``k``-step fit is its
-  fixed cost per fit (model to device, data loader, validation off, no checkpoint).
+  the difference over ``k`` is its cost per step, and what the ``k``-step fit takes beyond ``k``
+  bare steps is its fixed cost per fit (model to device, data loader, validation off, no
+  checkpoint).
 
 Figures per model and size: bare steps/s and pairs/s, the Trainer's per-step time over the bare
 one (should be about 1: the Trainer adds nothing measurable per step) and its fixed seconds per
@@ -144,7 +145,9 @@ def case(name, table, profile, size, batch_size, steps, device, with_trainer=Tru
         short = trainer_seconds(name, table, profile, size, batch_size, k, device)
         long = trainer_seconds(name, table, profile, size, batch_size, 2 * k, device)
         per_step = max(long - short, 0.0) / k
-        row["trainer"] = {"seconds_per_step": per_step, "fixed_seconds_per_fit": short - k * per_step,
+        # the fixed cost against the bare loop's median step: the difference of two fits is too
+        # noisy for it (one slow step moves it by a whole step)
+        row["trainer"] = {"seconds_per_step": per_step, "fixed_seconds_per_fit": short - k * step,
                           "time_ratio_per_step_vs_bare": per_step / step, "steps": [k, 2 * k]}
     tr = row.get("trainer")
     log(f"{device.type:4s} {name:10s} {profile:4s} {size:4d} px x{batch_size:<3d} {1 / step:8.2f} steps/s {batch_size / step:9.1f} pairs/s"
