@@ -222,6 +222,55 @@ def _load_reviews() -> None:
         ["torch.cuda.set_rng_state_all(None)", 'torch.cuda.set_rng_state_all([s.cpu() for s in state["XXcudaXX"]])',
          'torch.cuda.set_rng_state_all([s.cpu() for s in state["CUDA"]])'], "CUDA generators: only a machine with CUDA")
 
+    # --- regkit/spatial.py: the warp's CPU chunking, exact constants, devices
+    m = "regkit/spatial.py"
+    WARP_CHUNKS = ("the pairs of a batch are warped independently: how many go to one grid_sample call changes "
+                   "the cache use, not the values (tests/test_spatial_values.py::test_cpu_chunks_give_the_same_warp)")
+    old = 'if disp.device.type == "cpu":'
+    eq(m, "_sample_grid", old, [old.replace("==", "!="), old.replace('"cpu"', '"XXcpuXX"'),
+                                old.replace('"cpu"', '"CPU"')], WARP_CHUNKS)
+    old = "step = max(torch.get_num_threads(), _CPU_CHUNK_PIXELS // (h * w), 1)"
+    eq(m, "_sample_grid", old, ["step = max(_CPU_CHUNK_PIXELS // (h * w), 1)", "step = max(torch.get_num_threads(), 1)",
+                                "step = max(torch.get_num_threads(), _CPU_CHUNK_PIXELS // (h * w), )",
+                                "step = max(torch.get_num_threads(), _CPU_CHUNK_PIXELS // (h * w), 2)"],
+       WARP_CHUNKS + "; every variant keeps the step at least 1")
+    eq(m, "_sample_grid", old, "step = max(torch.get_num_threads(), _CPU_CHUNK_PIXELS // (h / w), 1)",
+       "a step of 2^17 // (h / w) >= 2^17 / 256 pairs: the batch is warped in one call, as it would be in chunks")
+    eq(m, "_sample_grid", "if step >= n:", "if step > n:", "with step == n the chunked loop makes one chunk: the same call")
+    old = "if torch.is_grad_enabled() and (image.requires_grad or disp.requires_grad):"
+    eq(m, "_sample_grid", old, [old.replace("and (", "or ("), old.replace("requires_grad or", "requires_grad and")],
+       "both paths give the same values and gradients (copy_ into the output is differentiable); the choice "
+       "only avoids in-place writes when autograd records")
+    eq(m, "_sample_grid", "for i in range(0, n, step):", "for i in range(0, n, ):",
+       "chunks starting at every pair overlap, each writing the same values again: slower, equal")
+    dev(m, "_sample_grid", "step = n", "step = None", "on the CPU the step is set just below; only a GPU reaches it")
+    old = "out = torch.empty((n, image.shape[1], h, w), dtype=out_dtype, device=image.device)"
+    dev(m, "_sample_grid", old, [old.replace("device=image.device", "device=None"),
+                                 old.replace(", device=image.device", ", ")], "the output on the default device: only GPU inputs notice")
+    HALF = ("(size - 1) / 2 is a multiple of 0.5, exact in float32 for every size below 2^24, and the division "
+            "promotes to the field's dtype")
+    old = "return torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], device=device, dtype=dtype).view(1, 2, 1, 1)"
+    eq(m, "_half_size", old, [old.replace("dtype=dtype)", "dtype=None)"), old.replace(", dtype=dtype)", ", )")], HALF)
+    eq(m, "_half_size", old, old.replace(".view(1, 2, 1, 1)", ".view(2, 1, 1)"),
+       "a (2, 1, 1) tensor broadcasts against N,2,H,W exactly as (1, 2, 1, 1)")
+    dev(m, "_half_size", old, [old.replace("device=device", "device=None"), old.replace("device=device, ", "")],
+        "the constant on the default device: only GPU inputs notice")
+    old = "c = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], device=points.device, dtype=points.dtype)"
+    eq(m, "_normalise", old, [old.replace("dtype=points.dtype)", "dtype=None)"), old.replace(", dtype=points.dtype)", ", )")],
+       HALF)
+    old = "c = _half_size(h, w, disp.device, disp.dtype)"
+    eq(m, "_grid_of", old, old.replace("disp.dtype)", "None)"), HALF)
+    dev(m, "_grid_of", old, old.replace("disp.device", "None"), "the constant on the default device: only GPU inputs notice")
+    old = "grid = torch.add(_identity_grid_cached(h, w, disp.device, disp.dtype), disp).div_(c).sub_(1.0)"
+    eq(m, "_grid_of", old, old.replace("disp.device, disp.dtype)", "disp.device, None)"),
+       "an integer identity grid plus a float field is the same float grid (integers are exact)")
+    dev(m, "_grid_of", old, old.replace("disp.device, disp.dtype)", "None, disp.dtype)"),
+        "the identity grid on the default device: only GPU inputs notice")
+    old = 'torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype), indexing="ij"'
+    eq(m, "_identity_grid_cached", old, [old.replace('indexing="ij"', "indexing=None"),
+                                         old.replace(', indexing="ij"', ", ")],
+       "torch.meshgrid's default indexing is 'ij'")
+
     # --- classical methods: the chunking of independent pairs, checks of checked inputs
     CHUNKS = ("the pairs of a batch are independent: how many are iterated together changes the cache use, "
               "not the fields")
