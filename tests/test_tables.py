@@ -261,6 +261,9 @@ def test_ablation_verdict_counts_only_differences_above_the_noise():
     assert "0.007 SSIM" in verdict["reason"]
     assert "GPE helps here" in gpereg_ablation.assess(record(0.690, 0.668))["reason"]
     assert "GPE hurts here" in gpereg_ablation.assess(record(0.650, 0.668))["reason"]
+    worse_psnr = record(0.669, 0.668)       # SSIM gap within the noise, PSNR 1 dB lower: hurts
+    worse_psnr["rows"]["GPEReg-Net (window 4)"]["psnr"] = 27.0
+    assert "GPE hurts here" in gpereg_ablation.assess(worse_psnr)["reason"]
     assert gpereg_ablation.assess(record(0.69, 0.668, converged=False))["status"] == "not converged"
 
 

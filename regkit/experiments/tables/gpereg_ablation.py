@@ -102,10 +102,9 @@ def assess(record: dict) -> dict:
     ssim, psnr = difference(record, "ssim"), difference(record, "psnr")
     if not (ssim["measurable"] or psnr["measurable"]):
         effect = "makes no measurable difference"
-    elif ssim["diff"] > 0 or (not ssim["measurable"] and psnr["diff"] > 0):
-        effect = "helps"
-    else:
-        effect = "hurts"
+    else:  # the sign of the first measurable difference, SSIM before PSNR
+        lead = ssim if ssim["measurable"] else psnr
+        effect = "helps" if lead["diff"] > 0 else "hurts"
     return {"status": "measured", "reason": (
         f"ours only (the paper reports no ablation): GPE {effect} here, SSIM {full['ssim']:.3f} with it vs "
         f"{without['ssim']:.3f} without, PSNR {full['psnr']:.2f} vs {without['psnr']:.2f} dB (differences under "
