@@ -49,7 +49,7 @@ from .base import data_root
 
 __all__ = [
     "LABELS", "CLASSICAL", "LEARNED", "METRICS", "REDUCED_MODELS", "settings", "build_model", "build_objective",
-    "load_split", "materialise", "train", "spec", "paper_table",
+    "load_split", "materialise", "training_overrides", "train", "spec", "paper_table",
 ]
 
 LABELS = {
@@ -92,6 +92,8 @@ def settings(profile: str) -> dict:
         "hpatches_test": pick(16, None, None),
         "epochs": pick({m: 5 for m in LEARNED}, {"voxelmorph": 6, "transmorph": 6, "sasnet": 15, "gpereg": 15},
                        {m: 6 for m in LEARNED}),
+        "dataset_training": pick({}, {"hpatches": {"sasnet": {"lr": 3e-4, "epochs": 20}}},
+                                 {"hpatches": {"sasnet": {"lr": 3e-4}}}),
         "steps_per_epoch": pick(2, None, None), "batch_size": pick(8, 8, 32),
         "lr": pick(5e-3, 1e-3, 1e-3), "weight_decay": 1e-4, "grad_clip": 1.0, "scheduler": "cosine",
         "amp": "auto",
@@ -175,10 +177,23 @@ def materialise(data, device=None):
     return TensorPairs(tensors, name=pairs.name, split=pairs.split, seed=pairs.seed, info=pairs.info)
 
 
+def training_overrides(name: str, dataset: str | None, profile: str) -> dict:
+    """The profile's per-data-set changes to the training of ``name`` (``lr``, ``epochs``), or ``{}``.
+
+    >>> training_overrides("sasnet", "hpatches", "cpu")
+    {'lr': 0.0003, 'epochs': 20}
+    >>> training_overrides("sasnet", "fire", "cpu")
+    {}
+    """
+    return dict(settings(profile)["dataset_training"].get(dataset, {}).get(name, {}))
+
+
 def train(name: str, data, profile: str = "quick", seed: int = 0, device="cpu", val=None,
-          progress: bool | None = False, **overrides):
+          progress: bool | None = False, dataset: str | None = None, **overrides):
     """Train ``name`` on materialised pairs (:func:`materialise`), validated on ``val`` each epoch
     so the loss curve shows when it flattens. GPEReg-Net also gets ``frame`` and ``sequence``.
+    ``dataset`` (``"fire"`` or ``"hpatches"``) applies that data set's :func:`training_overrides`;
+    ``overrides`` go to the model (:func:`build_model`).
 
     Returns ``(model, history)`` with the model in eval mode.
     """
@@ -186,10 +201,12 @@ def train(name: str, data, profile: str = "quick", seed: int = 0, device="cpu", 
     from ...train import TrainConfig, Trainer
 
     s = settings(profile)
+    change = training_overrides(name, dataset, profile)
     model = build_model(name, profile, seed, **overrides)
     keep = ("moving", "fixed") + (("frame", "sequence") if name == "gpereg" else ())
     cfg = TrainConfig(
-        epochs=s["epochs"][name], batch_size=s["batch_size"], lr=s["lr"], weight_decay=s["weight_decay"],
+        epochs=change.get("epochs", s["epochs"][name]), batch_size=s["batch_size"], lr=change.get("lr", s["lr"]),
+        weight_decay=s["weight_decay"],
         grad_clip=s["grad_clip"], amp=s["amp"], scheduler=s["scheduler"], seed=seed,
         steps_per_epoch=s["steps_per_epoch"], progress=progress, log=False, metrics=("ssim",),
     )
@@ -237,11 +254,17 @@ def train_all(names, dataset: str, profile: str, seed: int, device, data_root=No
 
     models, histories, times, cached = {}, {}, {}, []
     for name in names:
+        # The key holds the settings and only the per-data-set change that applies to this model,
+        # so adding one elsewhere does not retrain the others.
+        shared = {k: v for k, v in s.items() if k != "dataset_training"}
         key = {"model": name, "dataset": dataset, "source": train_set.info.get("source"), "profile": profile,
-               "seed": seed, "settings": s, "overrides": overrides, "train_pairs": len(train_set)}
+               "seed": seed, "settings": shared, "overrides": overrides, "train_pairs": len(train_set)}
+        change = training_overrides(name, dataset, profile)
+        if change:
+            key["training"] = change
         models[name], histories[name], times[name], hit = cached_training(
             key, lambda: build_model(name, profile, seed, **overrides),
-            lambda: train(name, *data()[:1], profile, seed, device, data()[1], progress, **overrides))
+            lambda: train(name, *data()[:1], profile, seed, device, data()[1], progress, dataset, **overrides))
         if hit:
             cached.append(name)
     info = {"source": train_set.info.get("source"), "train_pairs": len(train_set), "val_pairs": len(val_set),
