@@ -213,6 +213,37 @@ def test_model_cache_reuses_a_model_trained_under_the_same_key(tiny, tmp_path, m
     assert again[1]["voxelmorph"] == first[1]["voxelmorph"] and len(list(tmp_path.glob("*.pt"))) == 2
 
 
+def test_a_data_set_training_change_applies_to_its_model_only(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv(tables.base.MODEL_CACHE_ENV, str(tmp_path))
+    plain = gpereg_setup.settings
+    before = gpereg_setup.train_all(("voxelmorph", "transmorph"), "hpatches", "quick", 0, "cpu")
+
+    def with_change(profile):
+        s = plain(profile)
+        s["dataset_training"] = {"hpatches": {"voxelmorph": {"epochs": 2, "lr": 1e-4}}}
+        return s
+
+    monkeypatch.setattr(gpereg_setup, "settings", with_change)
+    assert gpereg_setup.training_overrides("voxelmorph", "hpatches", "quick") == {"epochs": 2, "lr": 1e-4}
+    assert gpereg_setup.training_overrides("voxelmorph", "fire", "quick") == {}
+    assert gpereg_setup.training_overrides("transmorph", "hpatches", "quick") == {}
+    after = gpereg_setup.train_all(("voxelmorph", "transmorph"), "hpatches", "quick", 0, "cpu")
+    # TransMorph's key is unchanged (loaded); VoxelMorph is trained anew for 2 epochs at its own rate.
+    assert before[3]["cached"] == [] and after[3]["cached"] == ["transmorph"]
+    assert len(before[1]["voxelmorph"]) == 1 and len(after[1]["voxelmorph"]) == 2
+    # Cosine annealing from the changed rate: half of it after the first of two epochs.
+    assert after[1]["voxelmorph"][0]["lr"] == pytest.approx(1e-4 / 2)
+    fire = gpereg_setup.train_all(("voxelmorph",), "fire", "quick", 0, "cpu")
+    assert len(fire[1]["voxelmorph"]) == 1  # the change is for HPatches only
+
+
+def test_cpu_profile_trains_sasnet_on_hpatches_slower_and_longer():
+    s = gpereg_setup.settings("cpu")
+    assert gpereg_setup.training_overrides("sasnet", "hpatches", "cpu") == {"lr": 3e-4, "epochs": 20}
+    assert s["epochs"]["sasnet"] == 15 and s["lr"] == 1e-3  # Table 1 (FIRE) keeps the shared settings
+    assert gpereg_setup.training_overrides("sasnet", "hpatches", "quick") == {}
+
+
 def test_status_page_verdicts_come_from_the_tables():
     from regkit.experiments import status
 

@@ -37,7 +37,8 @@ def run(profile: str = "quick", seed: int = 0, device="cpu", data_root=None, pro
 
 def reproduce(profile: str, seed: int, device, data_root=None) -> dict:
     """The body of ``results/gpereg-table1.json`` (the CLI adds provenance)."""
-    return dataset_table_body(run(profile, seed, device, data_root), "FIRE-Reg-256 test patches: output vs fixed image")
+    return dataset_table_body(run(profile, seed, device, data_root), "FIRE-Reg-256 test patches: output vs fixed image",
+                              DATASET)
 
 
 def assess(record: dict) -> dict:
