@@ -566,8 +566,8 @@ def _bspline3(t: Tensor) -> Tensor:
 @lru_cache(maxsize=32)
 def _basis_cached(n_points: int, n_ctrl: int, dtype: torch.dtype) -> Tensor:
     spacing = (n_points - 1) / (n_ctrl - 3)
-    x = torch.arange(n_points, dtype=torch.float64)[:, None]
-    pos = (torch.arange(n_ctrl, dtype=torch.float64)[None, :] - 1) * spacing
+    x = torch.arange(n_points, dtype=torch.float64, device="cpu")[:, None]
+    pos = (torch.arange(n_ctrl, dtype=torch.float64, device="cpu")[None, :] - 1) * spacing
     return _bspline3((x - pos) / spacing).to(dtype)
 
 

@@ -243,33 +243,89 @@ def _load_reviews() -> None:
        "only avoids in-place writes when autograd records")
     eq(m, "_sample_grid", "for i in range(0, n, step):", "for i in range(0, n, ):",
        "chunks starting at every pair overlap, each writing the same values again: slower, equal")
-    dev(m, "_sample_grid", "step = n", "step = None", "on the CPU the step is set just below; only a GPU reaches it")
-    old = "out = torch.empty((n, image.shape[1], h, w), dtype=out_dtype, device=image.device)"
-    dev(m, "_sample_grid", old, [old.replace("device=image.device", "device=None"),
-                                 old.replace(", device=image.device", ", ")], "the output on the default device: only GPU inputs notice")
     HALF = ("(size - 1) / 2 is a multiple of 0.5, exact in float32 for every size below 2^24, and the division "
             "promotes to the field's dtype")
     old = "return torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], device=device, dtype=dtype).view(1, 2, 1, 1)"
     eq(m, "_half_size", old, [old.replace("dtype=dtype)", "dtype=None)"), old.replace(", dtype=dtype)", ", )")], HALF)
     eq(m, "_half_size", old, old.replace(".view(1, 2, 1, 1)", ".view(2, 1, 1)"),
        "a (2, 1, 1) tensor broadcasts against N,2,H,W exactly as (1, 2, 1, 1)")
-    dev(m, "_half_size", old, [old.replace("device=device", "device=None"), old.replace("device=device, ", "")],
-        "the constant on the default device: only GPU inputs notice")
     old = "c = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], device=points.device, dtype=points.dtype)"
     eq(m, "_normalise", old, [old.replace("dtype=points.dtype)", "dtype=None)"), old.replace(", dtype=points.dtype)", ", )")],
        HALF)
     old = "c = _half_size(h, w, disp.device, disp.dtype)"
     eq(m, "_grid_of", old, old.replace("disp.dtype)", "None)"), HALF)
-    dev(m, "_grid_of", old, old.replace("disp.device", "None"), "the constant on the default device: only GPU inputs notice")
     old = "grid = torch.add(_identity_grid_cached(h, w, disp.device, disp.dtype), disp).div_(c).sub_(1.0)"
     eq(m, "_grid_of", old, old.replace("disp.device, disp.dtype)", "disp.device, None)"),
        "an integer identity grid plus a float field is the same float grid (integers are exact)")
-    dev(m, "_grid_of", old, old.replace("disp.device, disp.dtype)", "None, disp.dtype)"),
-        "the identity grid on the default device: only GPU inputs notice")
-    old = 'torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype), indexing="ij"'
-    eq(m, "_identity_grid_cached", old, [old.replace('indexing="ij"', "indexing=None"),
-                                         old.replace(', indexing="ij"', ", ")],
-       "torch.meshgrid's default indexing is 'ij'")
+    FOUR_D = "the tensor is checked to be 4-D above, so shape[2:] is shape[-2:]"
+    TWO_CH = "the tensor is checked to be N,2,H,W above: the extra element is the channel count 2, so the minimum is the same"
+    ONE_D = "the parameters are reshaped to 1-D above, so stacking on dimension 1 is stacking on dimension -1"
+    for fn, old in (("_check_warp_args", "if min(disp.shape[-2:]) < 2:"), ("compose", "if min(u.shape[-2:]) < 2:"),
+                    ("integrate_velocity", "if min(velocity.shape[-2:]) < 2:")):
+        eq(m, fn, old, old.replace("[-2:]", "[+2:]"), FOUR_D)
+        eq(m, fn, old, old.replace("[-2:]", "[-3:]"), TWO_CH)
+    for fn, old in (
+        ("_check_warp_args", 'raise ValueError(f"disp must be at least 2 x 2 pixels (align_corners=True), got '
+                             '{tuple(disp.shape[-2:])}")'),
+        ("compose", 'raise ValueError(f"u must be at least 2 x 2 pixels, got {tuple(u.shape[-2:])}")'),
+        ("integrate_velocity", 'raise ValueError(f"velocity must be at least 2 x 2 pixels, got {tuple(velocity.shape[-2:])}")'),
+        ("inside_mask", "h, w = disp.shape[-2:]"), ("sample_points", "h, w = field.shape[-2:]"),
+        ("resize_disp", 'check_size("disp\'s size", disp.shape[-2:])'), ("resize_disp", "h0, w0 = disp.shape[-2:]"),
+        ("bspline_upsample", "by = bspline_basis(h, control.shape[-2], control.device)"),
+    ):
+        eq(m, fn, old, old.replace("[-2:]", "[+2:]").replace("shape[-2]", "shape[+2]"), FOUR_D)
+    old = "rot_m = torch.stack((torch.stack((cos, -sin), -1), torch.stack((sin, cos), -1)), -2)"
+    eq(m, "affine_matrix", old, ["rot_m = torch.stack((torch.stack((cos, -sin), +1), torch.stack((sin, cos), -1)), -2)",
+                                 "rot_m = torch.stack((torch.stack((cos, -sin), -1), torch.stack((sin, cos), +1)), -2)"], ONE_D)
+    old = "(torch.stack((torch.ones_like(s), torch.tan(s)), -1), torch.stack((torch.zeros_like(s), torch.ones_like(s)), -1)),"
+    eq(m, "affine_matrix", old, [
+        "(torch.stack((torch.ones_like(s), torch.tan(s)), +1), torch.stack((torch.zeros_like(s), torch.ones_like(s)), -1)),",
+        "(torch.stack((torch.ones_like(s), torch.tan(s)), -1), torch.stack((torch.zeros_like(s), torch.ones_like(s)), +1)),"],
+        ONE_D)
+    eq(m, "affine_matrix", "t = c + torch.stack((tx_, ty_), -1) - (lin @ c)", "t = c + torch.stack((tx_, ty_), +1) - (lin @ c)",
+       ONE_D)
+    old = "a < 1, (4 - 6 * a**2 + 3 * a**3) / 6, torch.where(a < 2, (2 - a) ** 3 / 6, torch.zeros_like(a))"
+    eq(m, "_bspline3", old, old.replace("a < 1", "a <= 1"), "both pieces are exactly 1/6 at a = 1")
+    eq(m, "_bspline3", old, old.replace("a < 2", "a <= 2"), "(2 - a)^3 / 6 is exactly 0 at a = 2, as the zero branch")
+    for old in ("x = torch.arange(n_points, dtype=torch.float64)[:, None]",
+                'x = torch.arange(n_points, dtype=torch.float64, device="cpu")[:, None]'):
+        eq(m, "_basis_cached", old, [old.replace("dtype=torch.float64", "dtype=None"),
+                                     old.replace("dtype=torch.float64, ", "").replace("dtype=torch.float64", "")],
+           "an int64 arange minus the float64 knot positions promotes to the same float64 values (integers are exact)")
+    eq(m, "bspline_basis", 'return _basis_cached(n_points, n_ctrl, dtype).to(device if device is not None else "cpu")',
+       'return _basis_cached(n_points, n_ctrl, dtype).to(device if (device is not None) or True else "cpu")',
+       "the cached basis is made on the CPU, so .to(None) and .to('cpu') both leave it there")
+    eq(m, "bspline_upsample", 'return torch.einsum("hi,ncij,wj->nchw", by, control.float(), bx)',
+       'return torch.einsum("HI,NCIJ,WJ->NCHW", by, control.float(), bx)', "only the subscript letters are renamed")
+    old = "x = torch.cat((src.double(), torch.ones_like(src[..., :1], dtype=torch.float64)), -1)"
+    eq(m, "fit_affine", old, [old.replace("dtype=torch.float64", "dtype=None"), old.replace(", dtype=torch.float64)", ", )")],
+       "ones are exact in every dtype and torch.cat promotes them to the float64 of src.double()")
+    eq(m, "resize_disp", "return (out * scale.view(1, 2, 1, 1)).to(disp.dtype)",
+       "return (out * scale.view(2, 1, 1)).to(disp.dtype)", "a (2, 1, 1) tensor broadcasts against N,2,H,W as (1, 2, 1, 1)")
+    eq(m, "resize_image", 'out = F.interpolate(x, size=(h, w), mode="nearest")', "out = F.interpolate(x, size=(h, w), )",
+       "F.interpolate's default mode is 'nearest'")
+    old = 'out = F.grid_sample(field.to(dtype), grid, mode="bilinear", padding_mode="border", align_corners=True)'
+    eq(m, "sample_points", old, old.replace('mode="bilinear", ', ""), "F.grid_sample's default mode is 'bilinear'")
+    eq(m, "warp_labels", 'check_tensor("labels", labels, ndim=4, floating=False)',
+       'check_tensor("labels", labels, ndim=4, floating=None)', "floating=None is falsy like False: check_tensor tests "
+       "`if floating and ...`")
+    old = "return out.round().to(labels.dtype) if not labels.is_floating_point() else out.to(labels.dtype)"
+    eq(m, "warp_labels", old, old.replace("if not labels.is_floating_point()", "if (not labels.is_floating_point()) and False"),
+       "nearest sampling with zero padding copies label values, so integer labels come back integer-valued and "
+       "round() changes nothing")
+    ON_CPU = "the grid or basis made on the CPU instead of the input's device: only GPU inputs notice"
+    for fn, old in (("affine_to_disp", "grid = identity_grid((h, w), theta.device, theta.dtype)  # 1,2,H,W"),
+                    ("disp_to_affine", "grid = identity_grid((h, w), disp.device, disp.dtype).flatten(2).transpose(1, 2)  # 1,HW,2")):
+        dev(m, fn, old, old.replace("(h, w), theta.device", "(h, w), None").replace("(h, w), disp.device", "(h, w), None"),
+            ON_CPU)
+    old = "pts = identity_grid((h, w), disp.device) + disp.float()"
+    dev(m, "inside_mask", old, [old.replace("disp.device)", "None)"), old.replace("disp.device)", ")")], ON_CPU)
+    for old in ("by = bspline_basis(h, control.shape[-2], control.device)",
+                "bx = bspline_basis(w, control.shape[-1], control.device)"):
+        dev(m, "bspline_upsample", old, [old.replace("control.device)", "None)"), old.replace("control.device)", ")")], ON_CPU)
+    dev(m, "_check_warp_args",
+        'raise ValueError(f"image and disp must be on the same device, got {image.device} and {disp.device}")',
+        "raise ValueError(None)", "the message is reached only with inputs on two devices")
 
     # --- classical methods: the chunking of independent pairs, checks of checked inputs
     CHUNKS = ("the pairs of a batch are independent: how many are iterated together changes the cache use, "
@@ -320,16 +376,46 @@ def _load_reviews() -> None:
     for fn in ("horn_schunck",):
         old = "full = tuple(f.shape[-2:])"
         eq(m, fn, old, old.replace("[-2:]", "[+2:]"), "f is a 4-D batch, where shape[2:] is shape[-2:]")
+    eq(m, "_median_of", "if len(values) == 3:", "if len(values) == 4:",
+       "windows are odd: 3 values then take the general path, torch.stack(values).median(0), the same median "
+       "(values compare equal; only the sign of a zero median can differ)")
+    eq(m, "_median_of", "if len(values) == 5:", "if len(values) == 6:",
+       "windows are odd: 5 values then take the general path, torch.stack(values).median(0), the same median "
+       "(values compare equal; only the sign of a zero median can differ)")
+    eq(m, "horn_schunck", 'check_min_size("horn_schunck", fixed, MIN_SIZE)', 'check_min_size("horn_schunck", fixed, )',
+       "MIN_SIZE is the parameter's default")
+    eq(m, "horn_schunck", "if lvl > 0:", "if lvl >= 0:",
+       "at level 0 the field is the zero field of that level's size; resizing it to its own size gives zeros")
+    for old in ("disp = spatial.resize_disp(disp, size, check=False)", "warped = spatial.warp(ms[lvl], disp, check=False)",
+                "warped = spatial.warp(moving.float(), disp, check=False)"):
+        eq(m, "horn_schunck", old, [old.replace("check=False", "check=None"), old.replace("check=False", ""),
+                                    old.replace("check=False", "check=True")], CHECKS)
+    old = "snapshots.append((done, disp.clone() if size == full else spatial.resize_disp(disp, full, check=False)))"
+    eq(m, "horn_schunck", old, [old.replace("check=False", "check=None"), old.replace("check=False", ""),
+                                old.replace("check=False", "check=True")], CHECKS)
+    eq(m, "horn_schunck", old, old.replace("if size == full", "if (size == full) and False"),
+       "resizing a full-size field to its own size (bilinear, align_corners=True, scale 1) is an exact copy")
+    eq(m, "median_filter", 'p = F.pad(u.reshape(n * c, 1, h, w), (r, r, 0, 0), mode="replicate")[:, 0]',
+       'p = F.pad(u.reshape(n * c, 1, h, w), (r, r, 0, 1), mode="replicate")[:, 0]',
+       "the extra row copies the last row, which the column pass pads with anyway; only h + 2r rows are read")
+    old = 'p = F.pad(u, (1, 1, 1, 1), mode="replicate")'
+    eq(m, "neighbour_average", old, [old.replace("(1, 1, 1, 1)", "(1, 2, 1, 1)"), old.replace("(1, 1, 1, 1)", "(1, 1, 1, 2)")],
+       "the extra column or row is never read by the slices that follow")
+    eq(m, "neighbour_average", "rows = torch.add(p[..., :, 0:w], p[..., :, 2 : w + 2]).add_(p[..., :, 1 : w + 1], alpha=2)",
+       "rows = torch.add(p[..., :, 0:w], p[..., :, 2 : w + 3]).add_(p[..., :, 1 : w + 1], alpha=2)",
+       "p is w + 2 wide, so the slice ends at the same column")
+    eq(m, "neighbour_average",
+       "both = torch.add(rows[..., 0:h, :], rows[..., 2 : h + 2, :]).add_(rows[..., 1 : h + 1, :], alpha=2)",
+       "both = torch.add(rows[..., 0:h, :], rows[..., 2 : h + 3, :]).add_(rows[..., 1 : h + 1, :], alpha=2)",
+       "rows is h + 2 high, so the slice ends at the same row")
     AUTOCAST = ("no operation inside runs differently under autocast (no convolution or matrix product: shifts, "
                 "sums, grid_sample in float32); the context only guards a caller's autocast region")
     for mod, fn, dev_expr in (("regkit/classical/optical_flow.py", "horn_schunck", "moving"),
                               ("regkit/classical/demons.py", "demons", "moving")):
         old = f"with torch.no_grad(), torch.autocast(device_type={dev_expr}.device.type, enabled=False):"
         eq(mod, fn, old, [old.replace("enabled=False", "enabled=True"), old.replace(", enabled=False", ", ")], AUTOCAST)
-    for mod, fn, old in (("regkit/classical/optical_flow.py", "horn_schunck",
-                          "disp = torch.zeros(f.shape[0], 2, *sizes[0], device=f.device)"),
-                         ("regkit/classical/demons.py", "demons",
-                          "disp = torch.zeros(f.shape[0], 2, *sizes[0], device=f.device)")):
+    for mod, fn, old in (("regkit/classical/demons.py", "demons",
+                          "disp = torch.zeros(f.shape[0], 2, *sizes[0], device=f.device)"),):
         dev(mod, fn, old, [old.replace("device=f.device", "device=None"), old.replace(", device=f.device", ", ")],
             "the starting field is made on the default device: only GPU inputs notice")
 

@@ -158,3 +158,22 @@ def test_cpu_chunks_of_pairs_give_the_same_field(smooth_pair, monkeypatch):
     whole = regkit.register(moving, fixed, method="horn_schunck", iterations=10).disp
     monkeypatch.setattr(O, "_CPU_CHUNK_PIXELS", 1)   # one pair per chunk
     assert torch.equal(regkit.register(moving, fixed, method="horn_schunck", iterations=10).disp, whole)
+
+
+def test_neighbour_average_of_an_unbatched_field():
+    """Catches H, W read from ``shape[2:]`` instead of the last two dimensions: a ``C,H,W`` field
+    is averaged exactly like a batch of one."""
+    u = torch.rand(2, 5, 6, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(neighbour_average(u), neighbour_average(u[None])[0])
+
+
+def test_horn_schunck_follows_the_inputs_device_not_the_default_device():
+    """Catches the starting flow made on the default device: under a meta default device, CPU
+    images give the same CPU flow and warped image."""
+    g = torch.Generator().manual_seed(1)
+    moving, fixed = torch.rand(2, 1, 20, 24, generator=g), torch.rand(2, 1, 20, 24, generator=g)
+    ref = regkit.register(moving, fixed, method="horn_schunck", iterations=3, warps=1)
+    with torch.device("meta"):
+        out = regkit.register(moving, fixed, method="horn_schunck", iterations=3, warps=1)
+    assert out.disp.device.type == "cpu" and torch.equal(out.disp, ref.disp)
+    assert out.warped.device.type == "cpu" and torch.equal(out.warped, ref.warped)

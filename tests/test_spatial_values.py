@@ -5,9 +5,11 @@ Tolerances: float32 rounding (``1e-6``) unless stated; float64 cases to ``1e-12`
 """
 
 import math
+import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from regkit import spatial as S
 
@@ -122,6 +124,9 @@ ERRORS = {
                             "points must have shape (N=1, K, 2), got (2, 1, 2)"),
     "sample_points xyz": (lambda: S.sample_points(I, torch.zeros(1, 4, 3)), ValueError,
                           "points must have shape (N=1, K, 2), got (1, 4, 3)"),
+    # N=1 and C=3 differ, so the message must name the batch size, not the channels
+    "sample_points batch 3 channels": (lambda: S.sample_points(torch.zeros(1, 3, 6, 7), torch.zeros(2, 1, 2)), ValueError,
+                                       "points must have shape (N=1, K, 2), got (2, 1, 2)"),
     "random_smooth_disp n": (lambda: S.random_smooth_disp(0, (8, 8)), ValueError, "n must be positive, got 0"),
     "random_smooth_disp n float": (lambda: S.random_smooth_disp(1.0, (8, 8)), TypeError, "n must be an integer, got 1.0"),
     "random_smooth_disp size": (lambda: S.random_smooth_disp(1, (8, 1)), ValueError,
@@ -503,3 +508,183 @@ def test_cpu_chunks_give_the_same_warp(dtype, grad):
         u.grad = None
         S.warp(img[70:71], u[70:71], mode="bicubic", padding="zeros").sum().backward()
         assert torch.equal(g_all[70], u.grad[70])
+
+
+# ------------------------------------------------------------------------------------------------
+# Caches and devices, random draws, resizing in other dtypes (found by mutation testing)
+# ------------------------------------------------------------------------------------------------
+
+def test_identity_grid_is_built_without_torch_warnings():
+    """Catches a ``torch.meshgrid`` call without ``indexing=`` (torch warns that its default will
+    change): a fresh grid is built without any warning, torch's warn-once ones included."""
+    S._identity_grid_cached.cache_clear()
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            g = S.identity_grid((3, 4))
+    finally:
+        torch.set_warn_always(always)
+    assert g[0, 0].tolist() == [[0, 1, 2, 3]] * 3 and g[0, 1].tolist() == [[0] * 4, [1] * 4, [2] * 4]
+
+
+def test_warps_of_cpu_tensors_stay_on_the_cpu_with_cold_caches():
+    """Catches a cached constant (half size, identity grid) or the chunked warp's output made on
+    the default device: under a meta default device, with the caches emptied, CPU warps in one
+    call and in CPU chunks (n pairs of 2^17 px, n above the thread count) give the same CPU values."""
+    g = torch.Generator().manual_seed(8)
+    n = torch.get_num_threads() + 1
+    cases = [(torch.rand(2, 1, 5, 6, generator=g), torch.randn(2, 2, 5, 6, generator=g)),
+             (torch.rand(n, 1, 256, 512, generator=g), torch.randn(n, 2, 256, 512, generator=g) * 3)]
+    for img, u in cases:
+        ref = S.warp(img, u)
+        S._half_size.cache_clear()
+        S._identity_grid_cached.cache_clear()
+        with torch.device("meta"):
+            out = S.warp(img, u)
+        assert out.device.type == "cpu" and torch.equal(out, ref), tuple(img.shape)
+
+
+def test_warp_of_tensors_on_another_device_runs_in_one_call():
+    """Catches a chunk step left unset off the CPU: meta tensors (shapes only, no data) warp and
+    compose to the right shape on their device."""
+    img, u = torch.empty(3, 2, 5, 6, device="meta"), torch.empty(3, 2, 5, 6, device="meta")
+    out = S.warp(img, u, check=False)
+    assert out.device.type == "meta" and out.shape == (3, 2, 5, 6)
+    assert S.compose(u, u, check=False).shape == (3, 2, 5, 6)
+
+
+def test_random_affine_is_affine_matrix_of_the_documented_draws():
+    """Catches a draw mapped the wrong way (scale ``1 - d`` instead of ``1 + d``) or drawn out of
+    order: each parameter is ``(2 r - 1) * range`` with ``r = torch.rand(n)`` drawn for rotation,
+    scale, shear, tx, ty in that order, and the scale is ``1 + d``."""
+    n, size = 4, (9, 11)
+    for ranges in ((15.0, 0.1, 5.0, 10.0), (40.0, 0.5, 20.0, 3.0)):
+        rot, sc, sh, tr = ranges
+        got = S.random_affine(n, size, rotation=rot, scale=sc, shear=sh, translation=tr,
+                              generator=torch.Generator().manual_seed(3))
+        g = torch.Generator().manual_seed(3)
+        d = [(torch.rand(n, generator=g) * 2 - 1) * r for r in (rot, sc, sh, tr, tr)]
+        want = S.affine_matrix(size, rotation=d[0], scale=1 + d[1], shear=d[2], tx=d[3], ty=d[4])
+        assert torch.equal(got, want), ranges
+    assert torch.equal(S.random_affine(n, size, generator=torch.Generator().manual_seed(3)),
+                       S.random_affine(n, size, rotation=15.0, scale=0.1, shear=5.0, translation=10.0,
+                                       generator=torch.Generator().manual_seed(3)))
+
+
+def test_fit_affine_float32_weights_on_float64_points():
+    """Catches the square roots of the weights taken in the weights' float32: float32 weights on
+    float64 points give the float64 weighted least-squares solution (normal equations) to 1e-12."""
+    src = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+    dst = src * 2 + torch.tensor([3.0, -1.0], dtype=torch.float64)
+    dst[5] += torch.tensor([4.0, 2.0], dtype=torch.float64)
+    wf = torch.tensor([1.0, 2.0, 3.0, 1.0, 0.5, 0.3])
+    x = torch.cat((src, torch.ones(6, 1, dtype=torch.float64)), 1)
+    wd = torch.diag(wf.double())
+    normal = torch.linalg.solve(x.T @ wd @ x, x.T @ wd @ dst).T
+    got = S.fit_affine(src, dst, wf)
+    assert got.dtype == torch.float64 and torch.allclose(got, normal, atol=1e-12, rtol=0)
+    batched = S.fit_affine(src[None].expand(2, 6, 2), dst[None].expand(2, 6, 2), wf.expand(2, 6))
+    assert torch.allclose(batched[1], normal, atol=1e-12, rtol=0)
+
+
+def test_disp_to_affine_casts_the_mask_to_the_field_dtype():
+    """Catches a mask used in its own dtype: the fit runs in the field's dtype, so a float64 mask
+    on a float32 field weighs exactly as its float32 rounding does."""
+    g = torch.Generator().manual_seed(5)
+    u = torch.randn(8, 2, 6, 7, generator=g) * 3
+    m64 = torch.rand(8, 1, 6, 7, generator=g, dtype=torch.float64)
+    assert torch.equal(S.disp_to_affine(u, m64), S.disp_to_affine(u, m64.float()))
+
+
+def test_resize_image_nearest_by_hand():
+    """Catches a broken 'nearest' mode (refused, or sent to the interpolating branch): 4 x 6 -> 2 x 3
+    reads rows 0, 2 and columns 0, 2, 4."""
+    x = torch.arange(48.0).view(2, 1, 4, 6) / 48
+    assert torch.equal(S.resize_image(x, (2, 3), mode="nearest"), x[..., ::2, ::2])
+    assert torch.equal(S.resize_image(x, (8, 12), mode="nearest"), x.repeat_interleave(2, 2).repeat_interleave(2, 3))
+
+
+def test_resize_image_antialias_is_off_by_default_and_passed_on():
+    """Catches a changed antialias default or a dropped antialias flag: a 12 -> 5 px bilinear
+    downsample equals ``F.interpolate`` with the same flag, and the two flags differ."""
+    x = torch.rand(1, 2, 12, 12, generator=torch.Generator().manual_seed(9))
+    ref = {aa: F.interpolate(x, size=(5, 5), mode="bilinear", align_corners=True, antialias=aa) for aa in (False, True)}
+    assert torch.equal(S.resize_image(x, (5, 5)), ref[False])
+    assert torch.equal(S.resize_image(x, (5, 5), antialias=False), ref[False])
+    assert torch.equal(S.resize_image(x, (5, 5), antialias=True), ref[True])
+    assert not torch.allclose(ref[True], ref[False], atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_resize_image_and_disp_of_half_precision_run_in_float32(dtype):
+    """Catches float16/bfloat16 resampled (or a field scaled) in their own precision, or returned
+    as float32: the result is the float32 result rounded once to the input's dtype (torch has no
+    float16 antialiasing, which therefore works too)."""
+    g = torch.Generator().manual_seed(10)
+    img = torch.rand(2, 3, 9, 11, generator=g).to(dtype)
+    for mode in ("bilinear", "bicubic"):
+        out = S.resize_image(img, (13, 7), mode=mode)
+        assert out.dtype == dtype and torch.equal(out, S.resize_image(img.float(), (13, 7), mode=mode).to(dtype)), mode
+    small = S.resize_image(img, (5, 6), antialias=True)
+    assert small.dtype == dtype and torch.equal(small, S.resize_image(img.float(), (5, 6), antialias=True).to(dtype))
+    u = (torch.randn(2, 2, 7, 9, generator=g) * 5).to(dtype)
+    out = S.resize_disp(u, (11, 13))
+    assert out.dtype == dtype and torch.equal(out, S.resize_disp(u.float(), (11, 13)).to(dtype))
+
+
+def test_resize_disp_scales_float64_fields_in_float64():
+    """Catches the x/y scale factors rounded to float32 for a float64 field: 4 -> 5 px scales x by
+    4/3 and 3 -> 7 px scales y by 3, to 1e-12."""
+    u = torch.zeros(1, 2, 3, 4, dtype=torch.float64)
+    u[:, 0], u[:, 1] = 1.0, 0.1
+    out = S.resize_disp(u, (7, 5))
+    assert out.dtype == torch.float64 and out.shape == (1, 2, 7, 5)
+    assert torch.allclose(out[:, 0], torch.full((1, 7, 5), 4 / 3, dtype=torch.float64), atol=1e-12, rtol=0)
+    assert torch.allclose(out[:, 1], torch.full((1, 7, 5), 0.3, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+def test_random_smooth_disp_defaults_are_the_documented_ones():
+    """Catches a changed default: max_disp 4 px, a 5 x 5 control grid, diffeomorphic."""
+    ref = S.random_smooth_disp(2, (12, 10), generator=torch.Generator().manual_seed(0))
+    explicit = S.random_smooth_disp(2, (12, 10), max_disp=4.0, control=5, diffeomorphic=True,
+                                    generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ref, explicit)
+
+
+@pytest.mark.parametrize("max_disp, steps", [(0.5, 4), (1.0, 4), (2.0, 5), (4.0, 6), (20.0, 9)])
+def test_random_smooth_disp_integrates_with_its_number_of_steps(max_disp, steps):
+    """Catches a wrong number of scaling-and-squaring steps, ``max(4, ceil(log2(max(max_disp, 1))) + 4)``:
+    the diffeomorphic field is the non-diffeomorphic one integrated with that many steps."""
+    v = S.random_smooth_disp(2, (12, 10), max_disp=max_disp, diffeomorphic=False, generator=torch.Generator().manual_seed(1))
+    u = S.random_smooth_disp(2, (12, 10), max_disp=max_disp, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(u, S.integrate_velocity(v, steps))
+
+
+def test_random_smooth_disp_scales_small_noise_up_to_max_disp():
+    """Catches a floor on the peak norm above 1e-12 (e.g. 1): seed 197 gives a 2 x 2 control grid
+    whose upsampled field peaks at 0.754 px; it is still scaled to exactly max_disp."""
+    coarse = torch.randn(1, 2, 2, 2, generator=torch.Generator().manual_seed(197))
+    raw = F.interpolate(coarse, size=(5, 6), mode="bicubic", align_corners=True)
+    peak = raw.norm(dim=1).amax()
+    assert float(peak) < 0.8
+    u = S.random_smooth_disp(1, (5, 6), max_disp=3.0, control=2, diffeomorphic=False,
+                             generator=torch.Generator().manual_seed(197))
+    assert torch.allclose(u, raw * (3.0 / peak), atol=1e-6)
+    assert abs(float(u.norm(dim=1).amax()) - 3.0) < 1e-5
+
+
+def test_bspline_basis_and_upsample_stay_on_the_cpu_with_a_cold_cache():
+    """Catches the B-spline basis computed on the default device: under a meta default device,
+    with the cache emptied, the basis of a CPU call and the field of CPU control points are
+    computed on the CPU, with the same values (this raised "Cannot copy out of meta tensor")."""
+    ctrl = torch.randn(1, 2, 5, 6, generator=torch.Generator().manual_seed(11))
+    ref_b, ref_u = S.bspline_basis(7, 5), S.bspline_upsample(ctrl, (8, 9))
+    S._basis_cached.cache_clear()
+    with torch.device("meta"):
+        b = S.bspline_basis(7, 5)
+        S._basis_cached.cache_clear()
+        u = S.bspline_upsample(ctrl, (8, 9))
+    assert b.device.type == "cpu" and torch.equal(b, ref_b)
+    assert u.device.type == "cpu" and torch.equal(u, ref_u)
