@@ -182,6 +182,31 @@ def _load_reviews() -> None:
        'for chunk in iter(lambda: f.read(None), b""):',
        "read(None) reads the whole file in one chunk: the same bytes reach the hash (only memory differs)")
 
+    # --- regkit/data/download.py
+    m = "regkit/data/download.py"
+    DEFAULT = "the argument passed is the callee's default"
+    eq(m, "_extract_7z", 'with py7zr.SevenZipFile(archive, "r") as z:', "with py7zr.SevenZipFile(archive, ) as z:",
+       DEFAULT + " (py7zr.SevenZipFile's mode='r')")
+    old = 'with atomic_write(dest, "wb", suffix=".part") as out, _open_url(url, timeout) as src:'
+    eq(m, "download", old, [old.replace('"wb", ', ""), old.replace('suffix=".part"', "")],
+       DEFAULT + " (atomic_write's mode 'wb' and suffix '.part')")
+    eq(m, "extract", 'with tarfile.open(archive, "r:*") as tf:', "with tarfile.open(archive, ) as tf:",
+       DEFAULT + " (tarfile.open's 'r' is 'r:*')")
+    eq(m, "extract", "_check_targets(_top_names(names, name), dest, archive, overwrite)",
+       "_check_targets(_top_names(names, None), dest, archive, overwrite)",
+       "every name reaching check() has passed safe_member_path in the member checks, so _top_names cannot raise "
+       "and its archive name is never shown")
+    ROOTS = ("the members left out are only root folder entries ('.', './'), which extract to the temporary folder "
+             "itself: nothing else is written, and that folder is deleted afterwards")
+    eq(m, "extract", "zf.extractall(tmp, members=members)", ["zf.extractall(tmp, members=None)", "zf.extractall(tmp, )"],
+       ROOTS)
+    old = 'tf.extractall(tmp, members=members, filter="data")'
+    eq(m, "extract", old, [old.replace("members=members", "members=None"), old.replace("members=members, ", "")],
+       ROOTS + " (the data filter drops a root entry's mode and owner)")
+    old = 'if clean.startswith("/") or p.is_absolute() or (len(clean) > 1 and clean[1] == ":"):'
+    eq(m, "safe_member_path", old, old.replace('startswith("/") or', 'startswith("/") and'),
+       "a PurePosixPath is absolute exactly when its string starts with '/', so 'A or B' and 'A and B' agree")
+
     # --- regkit/checkpoint.py
     m = "regkit/checkpoint.py"
     eq(m, "set_rng_state", "np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))",

@@ -80,7 +80,8 @@ def download(url: str, dest, sha256: str | None, *, timeout: float = 60.0, progr
     Path of the verified file.
     """
     dest = Path(dest)
-    if sha256 is not None and (not isinstance(sha256, str) or len(sha256) != 64):
+    if sha256 is not None and (not isinstance(sha256, str) or len(sha256) != 64
+                               or not all(c in "0123456789abcdefABCDEF" for c in sha256)):
         raise ValueError(f"sha256 must be a 64-character hex digest or None, got {sha256!r}")
     if dest.is_file() and sha256 is not None and sha256sum(dest) == sha256.lower():
         return dest
