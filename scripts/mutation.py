@@ -451,8 +451,25 @@ def _load_reviews() -> None:
     eq(m, "_syn", old, old.replace("f.shape[-2:] != (h, w)", "f.shape[-3:] != (h, w)"),
        "a 3-tuple never equals (h, w), so full-size fields are resized to their own size, which returns them unchanged")
     eq(m, "syn", 'metric: str = "cc",', 'metric: str = "CC",', "the metric is lower-cased before use")
-    dev(m, "_syn", "device = fix.device", "device = None",
-        "the zero fields and empty similarity tensors are made on the default device: only GPU inputs notice")
+    eq(m, "_pull", "return spatial.warp(x, u, check=False)",
+       ["return spatial.warp(x, u, check=None)", "return spatial.warp(x, u, )", "return spatial.warp(x, u, check=True)"],
+       CHECKS + " (every image and field reaching the inner warp is a finite 4-D tensor of matching size)")
+    old = "halves, inverses = (spatial.resize_disp(f, (h, w)) if f.shape[-2:] != (h, w) else f for f in fields)"
+    eq(m, "_syn", old, old.replace("if f.shape[-2:] != (h, w)", "if (f.shape[-2:] != (h, w)) or True"),
+       "resizing a field to its own size returns it bit for bit")
+    eq(m, "_syn", old, old.replace("f.shape[-2:]", "f.shape[+2:]"), "the fields are 4-D, so shape[2:] is shape[-2:]")
+    eq(m, "_syn", "return RegResult(warped=warped, disp=disp, params=None, extras=extras)",
+       "return RegResult(warped=warped, disp=disp, extras=extras)", "RegResult's params defaults to None")
+    eq(m, "syn", 'check_min_size("syn", fixed, MIN_SIZE)', 'check_min_size("syn", fixed, )',
+       "MIN_SIZE is the parameter's default")
+    old = "tuple(fixed.shape[-2:]), iterations, shrink_factors, smoothing_sigmas, metric, radius, grad_step, flow_sigma,"
+    eq(m, "syn", old, old.replace("[-2:]", "[+2:]"), "fixed is checked to be 4-D just above, so shape[2:] is shape[-2:]")
+    eq(m, "update_halves", "if total_sigma > 0:", "if total_sigma >= 0:",
+       "gaussian_blur with sigma 0 returns its input itself")
+    BOX = "the box counts are made on the CPU; without the device they stay there, which only GPU inputs notice"
+    dev(m, "_box_count", "return (inside(h)[:, None] * inside(w)[None, :]).to(device)",
+        "return (inside(h)[:, None] * inside(w)[None, :]).to(None)", BOX)
+    dev(m, "_box_mean", "return s / _box_count(h, w, radius, x.device)", "return s / _box_count(h, w, radius, None)", BOX)
 
 
 _load_reviews()

@@ -220,3 +220,120 @@ def test_images_below_the_minimum_size_are_refused(size):
     x = torch.rand(1, 1, *size)
     with pytest.raises(ValueError, match="syn needs images of at least 4 x 4 pixels"):
         regkit.register(x, x, method="syn")
+
+
+# ------------------------------------------------------------------------------------------------
+# Exact values: the inverse fields, the iteration counts, devices and autocast
+# ------------------------------------------------------------------------------------------------
+
+
+def _small_pair(size: int = 16, seed: int = 3):
+    g = torch.Generator().manual_seed(seed)
+    fixed = spatial.resize_image(torch.rand(1, 1, 5, 5, generator=g), (size, size), mode="bicubic").clamp(0, 1)
+    return spatial.warp(fixed, spatial.random_smooth_disp(1, (size, size), max_disp=2.0, generator=g)), fixed
+
+
+def test_update_halves_inverse_starts_from_minus_the_step():
+    """Catches the inverse predictor composed with +step instead of -step (exact first-order value)."""
+    # no refinement: the new inverse is v + (-d)(p + v); v_x = 1, d_x = x/10 give 1 - (x + 1)/10
+    step = torch.zeros(1, 2, 8, 8)
+    step[:, 0] = torch.arange(8.0) / 10
+    inverse = torch.zeros(1, 2, 8, 8)
+    inverse[:, 0] = 1.0
+    halves, inverses = update_halves(torch.zeros(1, 2, 8, 8), inverse, step, 0.0, 0)
+    assert torch.equal(halves, step)
+    x = torch.arange(8.0).clamp(max=6)
+    assert torch.allclose(inverses[0, 0], (1 - (x + 1) / 10).expand(8, 8), atol=1e-6)
+    assert float(inverses[0, 1].abs().max()) == 0.0
+
+
+def test_syn_one_level_equals_the_public_steps_bit_for_bit():
+    """Catches inverse_iterations not passed to syn_step, or a final inverse refinement other than 10."""
+    # syn at one level is bit-identical to the loop of syn_step plus invert_disp(..., 10)
+    m, f = _small_pair()
+    kw = dict(grad_step=0.5, flow_sigma=1.0, total_sigma=0.5)
+    res = regkit.register(m, f, method="syn", iterations=(4,), shrink_factors=(1,), smoothing_sigmas=(0.0,),
+                          inverse_iterations=1, **kw)
+    images = torch.cat((f, m))
+
+    def by_hand(inverse_iterations, final):
+        halves = inverses = torch.zeros(2, 2, 16, 16)
+        for _ in range(4):
+            halves, inverses, _ = syn_step(images, halves, inverses, inverse_iterations=inverse_iterations, **kw)
+        inverses = invert_disp(halves, inverses, final)
+        return spatial.compose(halves[1:], inverses[:1]), spatial.compose(halves[:1], inverses[1:])
+
+    disp, inverse = by_hand(1, 10)
+    assert torch.equal(res.disp, disp) and torch.equal(res.extras["inverse"], inverse)
+    # the comparison sees both counts: one more refinement per step, or at the end, changes the bits
+    for other in (by_hand(2, 10), by_hand(1, 11)):
+        assert not torch.equal(other[0], disp) and not torch.equal(other[1], inverse)
+
+
+def test_invert_disp_runs_20_iterations_by_default():
+    """Catches a default iteration count of invert_disp other than 20 (bit-equal to iterations=20)."""
+    u = spatial.random_smooth_disp(1, (16, 16), max_disp=1.5, generator=torch.Generator().manual_seed(1))
+    want = invert_disp(u, iterations=20)
+    assert torch.equal(invert_disp(u), want)
+    assert not torch.equal(invert_disp(u, iterations=19), want) and not torch.equal(invert_disp(u, iterations=21), want)
+
+
+def test_inverse_consistency_error_with_one_pixel_inside():
+    """Catches the inside-pixel count clamped at 2 instead of 1 (one pixel inside: its error, not half)."""
+    forward = torch.zeros(1, 2, 4, 4)
+    forward[:, 0] = 100.0        # every sample point far outside ...
+    forward[0, 0, 0, 0] = 0.5    # ... but this one
+    err = inverse_consistency_error(forward, torch.zeros_like(forward))
+    # fixed grid: one pixel inside, error 0.5; moving grid: all 16 inside, 15 x 100 + 0.5 px
+    assert err.tolist() == [pytest.approx(0.5 * (0.5 + (15 * 100 + 0.5) / 16), rel=1e-6)]
+
+
+def test_box_mean_of_a_single_image():
+    """Catches the box mean sized from shape[2:] instead of the last two dims (H x W and C,H,W inputs)."""
+    from regkit.classical.syn import _box_mean
+
+    x = torch.rand(7, 9, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    want = torch.nn.functional.avg_pool2d(x[None, None], 5, stride=1, padding=2, count_include_pad=False)[0, 0]
+    assert torch.allclose(_box_mean(x, 2), want, atol=1e-12)
+    assert torch.allclose(_box_mean(x[None], 2)[0], want, atol=1e-12)
+
+
+def test_syn_of_cpu_tensors_stays_on_the_cpu_under_another_default_device():
+    """Catches zero fields or an empty level similarity made on the default device instead of the inputs'."""
+    # a meta default device with CPU inputs must give the same CPU results (MSE: no cached box counts)
+    m, f = _small_pair()
+    kw = dict(metric="mse", iterations=(2, 0), shrink_factors=(2, 1), smoothing_sigmas=(0.0, 0.0))
+    ref = regkit.register(m, f, method="syn", **kw)
+    spatial._half_size.cache_clear()
+    spatial._identity_grid_cached.cache_clear()
+    with torch.device("meta"):
+        res = regkit.register(m, f, method="syn", **kw)
+    assert res.disp.device.type == "cpu" and torch.equal(res.disp, ref.disp)
+    assert torch.equal(res.extras["inverse"], ref.extras["inverse"])
+    sims = res.extras["similarity"]
+    assert [s.device.type for s in sims] == ["cpu", "cpu"] and [tuple(s.shape) for s in sims] == [(1, 2), (1, 0)]
+    assert torch.equal(sims[0], ref.extras["similarity"][0])
+
+
+@pytest.mark.parametrize("metric", ["cc", "mse"])
+def test_syn_switches_a_callers_autocast_off(monkeypatch, metric):
+    """Catches the autocast guard left on (enabled=True or no enabled=): steps run with autocast off."""
+    # and inside a caller's bfloat16 autocast region the result is bit-identical
+    import regkit.classical.syn as S
+
+    m, f = _small_pair()
+    kw = dict(metric=metric, iterations=(2, 2), shrink_factors=(2, 1), smoothing_sigmas=(1.0, 0.0))
+    ref = regkit.register(m, f, method="syn", **kw)
+    seen = []
+    step = S.syn_step
+
+    def spy(*args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(S, "syn_step", spy)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        res = regkit.register(m, f, method="syn", **kw)
+    assert seen == [False] * 4
+    assert res.disp.dtype == torch.float32 and torch.equal(res.disp, ref.disp) and torch.equal(res.warped, ref.warped)
+    assert torch.equal(res.extras["inverse"], ref.extras["inverse"])

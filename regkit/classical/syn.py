@@ -152,7 +152,7 @@ def _box_mean(x: Tensor, radius: int) -> Tensor:
 @lru_cache(maxsize=16)
 def _box_count(h: int, w: int, radius: int, device: torch.device) -> Tensor:
     def inside(n):
-        j = torch.arange(n)
+        j = torch.arange(n, device="cpu")
         return ((j + radius).clamp(max=n - 1) - (j - radius).clamp(min=0) + 1).float()
 
     return (inside(h)[:, None] * inside(w)[None, :]).to(device)
