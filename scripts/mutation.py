@@ -471,6 +471,47 @@ def _load_reviews() -> None:
         "return (inside(h)[:, None] * inside(w)[None, :]).to(None)", BOX)
     dev(m, "_box_mean", "return s / _box_count(h, w, radius, x.device)", "return s / _box_count(h, w, radius, None)", BOX)
 
+    m = "regkit/classical/sift_ransac.py"
+    eq(m, "detect", "pts = cv2.KeyPoint_convert(kps).reshape(-1, 2) if kps else np.zeros((0, 2), np.float32)",
+       "pts = cv2.KeyPoint_convert(kps).reshape(-2, 2) if kps else np.zeros((0, 2), np.float32)",
+       "NumPy infers the dimension for any negative size in reshape, so -2 is -1")
+    old = "out.append((torch.from_numpy(pts).to(image.device), torch.from_numpy(desc).to(image.device)))"
+    dev(m, "detect", old, ["out.append((torch.from_numpy(pts).to(None), torch.from_numpy(desc).to(image.device)))",
+                           "out.append((torch.from_numpy(pts).to(image.device), torch.from_numpy(desc).to(None)))"],
+        "from_numpy gives CPU tensors: without the move they stay there, which only a GPU image notices")
+    eq(m, "match", "if desc_a.shape[0] == 0 or desc_b.shape[0] < 2:", "if desc_a.shape[1] == 0 or desc_b.shape[0] < 2:",
+       "with no query the distance path also returns an empty (0, 2) result; with 0-length descriptors every "
+       "distance is 0 and the strict ratio test keeps none: empty either way")
+    eq(m, "match", "best, idx = d.topk(2, dim=1, largest=False)", "best, idx = d.topk(2, largest=False)",
+       "topk's default dim is -1, which is 1 for the 2-D distance matrix")
+    old = "s1 = torch.cat((s, torch.ones(m, 1, dtype=torch.float64, device=dev)), 1)  # M,3"
+    eq(m, "ransac_affine", old, [old.replace("dtype=torch.float64", "dtype=None"),
+                                 old.replace("dtype=torch.float64, ", "")],
+       "ones are exact in every dtype and torch.cat promotes them to the float64 of s")
+    RANSAC_DEV = "the column of ones or the indices on the default device: only GPU points notice"
+    dev(m, "ransac_affine", old, [old.replace("device=dev", "device=None"), old.replace("device=dev", "")], RANSAC_DEV)
+    dev(m, "ransac_affine", "dev = src.device", "dev = None", RANSAC_DEV)
+    dev(m, "ransac_affine", "idx = torch.randint(m, (k, 3), generator=generator).to(dev)",
+        "idx = torch.randint(m, (k, 3), generator=generator).to(None)", RANSAC_DEV)
+    old = "inv = torch.stack((torch.stack((dp[:, 1, 1], -dp[:, 0, 1]), -1), torch.stack((-dp[:, 1, 0], dp[:, 0, 0]), -1)), -2)"
+    eq(m, "ransac_affine", old,
+       ["inv = torch.stack((torch.stack((dp[:, 1, 1], -dp[:, 0, 1]), +1), torch.stack((-dp[:, 1, 0], dp[:, 0, 0]), -1)), -2)",
+        "inv = torch.stack((torch.stack((dp[:, 1, 1], -dp[:, 0, 1]), -1), torch.stack((-dp[:, 1, 0], dp[:, 0, 0]), +1)), -2)"],
+       "the stacked entries are 1-D, so dimension 1 is dimension -1")
+    old = "score = inl.sum(1).double() * threshold**2 - torch.where(inl, err2, 0.0).sum(1) / (m + 1)"
+    eq(m, "ransac_affine", old, old.replace("err2, 0.0)", "err2, 1.0)"),
+       "adds (m - count) / (m + 1): constant for equal counts and in favour of more inliers, so the ranking by "
+       "count, then by smaller summed error, is the same (up to float rounding)")
+    eq(m, "ransac_affine", old, [old.replace("(m + 1)", "(m - 1)"), old.replace("(m + 1)", "(m + 2)")],
+       "a hypothesis's summed inlier error is below (count - 3) threshold^2 <= (m - 3) threshold^2, so divided by "
+       "m - 1 or m + 2 it stays below one count's weight: the same ranking")
+    eq(m, "ransac_affine", "needed = 0", "needed = 1",
+       "at least one chunk has been drawn there, so drawn < min(needed, hypotheses) is false for 0 and 1 alike")
+    eq(m, "sift_ransac", "h, w = fixed.shape[-2:]", "h, w = fixed.shape[+2:]",
+       "fixed is checked to be 4-D (check_pair), so shape[2:] is shape[-2:]")
+    eq(m, "sift_ransac", '"n_matches": [p[0].shape[0] for p in points],', '"n_matches": [p[1].shape[0] for p in points],',
+       "the source and target points of the matches have the same number of rows")
+
 
 _load_reviews()
 

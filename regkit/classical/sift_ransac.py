@@ -167,7 +167,9 @@ def ransac_affine(
     while drawn < min(needed, hypotheses):
         k = min(chunk, hypotheses - drawn)
         drawn += k
-        idx = torch.randint(m, (k, 3), generator=generator).to(dev)
+        # drawn where the generator lives (the CPU without one), whatever the default device
+        where = generator.device if generator is not None else "cpu"
+        idx = torch.randint(m, (k, 3), generator=generator, device=where).to(dev)
         p, q = s[idx], d[idx]  # k,3,2 each
         # closed-form 3-point affine: [q2-q1, q3-q1] = A [p2-p1, p3-p1], t = q1 - A p1
         dp, dq = p[:, 1:] - p[:, :1], q[:, 1:] - q[:, :1]  # k,2,2 (rows: the two edge vectors)
