@@ -291,13 +291,15 @@ def test_checkpoint_paths_given_as_model(tmp_path):
         "noconf.pt": (ValueError, "has no model_config; build the model and use regkit.checkpoint.load_model"),
         "other.pt": (ValueError, "holds a VoxelMorph, but this method needs a DIRNet"),
         "nofit.pt": (ValueError, "does not fit a DIRNet: Error(s) in loading state_dict for DIRNet:"),
-        "badkw.pt": (ValueError, "does not fit a DIRNet: DIRNet.__init__() got an unexpected keyword argument 'width'"),
+        # (the constructor's own name in Python's message is left out: a mutation tool renames it)
+        "badkw.pt": (ValueError, "does not fit a DIRNet: DIRNet.", "got an unexpected keyword argument 'width'"),
     }
-    for name, (error, words) in cases.items():
+    for name, (error, *words) in cases.items():
         with pytest.raises(error) as info:
             as_model(str(tmp_path / name), DIRNet, torch.device("cpu"))
         prefix = "checkpoint" if name == "noconf.pt" else "model"
-        assert str(info.value).startswith(f"{prefix} {str(tmp_path / name)!r} ") and words in str(info.value), name
+        assert str(info.value).startswith(f"{prefix} {str(tmp_path / name)!r} "), name
+        assert all(w in str(info.value) for w in words), name
     net = as_model(tmp_path / "good.pt", DIRNet, torch.device("cpu"))
     assert isinstance(net, DIRNet) and net.config["channels"] == 4
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), small.state_dict().values()))
