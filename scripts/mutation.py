@@ -512,6 +512,21 @@ def _load_reviews() -> None:
     eq(m, "sift_ransac", '"n_matches": [p[0].shape[0] for p in points],', '"n_matches": [p[1].shape[0] for p in points],',
        "the source and target points of the matches have the same number of rows")
 
+    m = "regkit/evaluation.py"
+    eq(m, "_fmt", 'return "inf" if v > 0 else "-inf"', ['return "inf" if v >= 0 else "-inf"', 'return "inf" if v > 1 else "-inf"'],
+       "the line is reached only for v = +inf or -inf, where v > 0, v >= 0 and v > 1 agree")
+    eq(m, "resize_batch", 'h0, w0 = batch["moving"].shape[-2:]', 'h0, w0 = batch["moving"].shape[+2:]',
+       "a batch's moving images are N,C,H,W (stacked items; register refuses anything else), so shape[2:] is shape[-2:]")
+    eq(m, "resize_batch", "elif v.ndim == 4 and v.shape[-2:] == (h0, w0):", "elif v.ndim == 4 and v.shape[+2:] == (h0, w0):",
+       "the same condition has just required 4 dimensions, so shape[2:] is shape[-2:]")
+    eq(m, "resize_batch", 'out[k] = spatial.resize_image(v.float(), (h, w), mode="nearest") > 0.5',
+       'out[k] = spatial.resize_image(v.float(), (h, w), mode="nearest") >= 0.5',
+       "nearest resampling of a 0/1 mask copies values, so none is exactly 0.5")
+
+    m = "regkit/models/dirnet.py"
+    eq(m, "DIRNet.forward", "h, w = moving.shape[-2:]", "h, w = moving.shape[+2:]",
+       "moving is checked to be 4-D (check_pair) just above, so shape[2:] is shape[-2:]")
+
 
 _load_reviews()
 

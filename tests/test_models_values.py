@@ -183,6 +183,13 @@ def _errors():
         "DIRNet narrow": (lambda: DIRNet(channels=4, pools=1)(torch.rand(1, 1, 9, 7), torch.rand(1, 1, 9, 7)), ValueError,
                           "moving and fixed must be at least 8x8 px for DIRNet with pools=1 (a control grid of at least "
                           "4x4), got 9x7"),
+        # 4 * 2^pools, not 4 * 2 * pools (the two agree for pools 1 and 2)
+        "DIRNet small, 3 pools": (lambda: DIRNet(channels=4, pools=3)(torch.rand(1, 1, 24, 32), torch.rand(1, 1, 24, 32)),
+                                  ValueError, "moving and fixed must be at least 32x32 px for DIRNet with pools=3 (a "
+                                  "control grid of at least 4x4), got 24x32"),
+        "DIRNet small, no pool": (lambda: DIRNet(channels=4, pools=0)(torch.rand(1, 1, 3, 5), torch.rand(1, 1, 3, 5)),
+                                  ValueError, "moving and fixed must be at least 4x4 px for DIRNet with pools=0 (a "
+                                  "control grid of at least 4x4), got 3x5"),
         "DIRNet channels in": (lambda: DIRNet(channels=4)(two, two), ValueError,
                                "moving must have 1 channel(s), got shape (1, 2, 16, 16)"),
         "DIRNet moving": (lambda: DIRNet(channels=4)(torch.rand(16, 16), X16), ValueError,
