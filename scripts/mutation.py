@@ -527,6 +527,14 @@ def _load_reviews() -> None:
     eq(m, "DIRNet.forward", "h, w = moving.shape[-2:]", "h, w = moving.shape[+2:]",
        "moving is checked to be 4-D (check_pair) just above, so shape[2:] is shape[-2:]")
 
+    m = "regkit/models/voxelmorph.py"
+    eq(m, "VoxelMorph.forward", "if min(moving.shape[-2:]) < self.multiple:", "if min(moving.shape[+2:]) < self.multiple:",
+       "moving is checked to be 4-D (check_pair) just above, so shape[2:] is shape[-2:]")
+    eq(m, "VoxelMorph.forward",
+       'raise ValueError(f"moving and fixed must be at least {self.multiple} px per side, got {tuple(moving.shape[-2:])}")',
+       'raise ValueError(f"moving and fixed must be at least {self.multiple} px per side, got {tuple(moving.shape[+2:])}")',
+       "moving is checked to be 4-D (check_pair) above, so shape[2:] is shape[-2:]")
+
 
 _load_reviews()
 

@@ -28,7 +28,7 @@ from regkit.models.dirnet import DIRNet
 from regkit.models.gpereg import GPERegNet, GPERegObjective, UncertaintyWeighting
 from regkit.models.sasnet import SASNet, SASNetObjective
 from regkit.models.transmorph import TransMorph
-from regkit.models.voxelmorph import VoxelMorph
+from regkit.models.voxelmorph import UNet, VoxelMorph
 
 SMALL_GPE = dict(scene_widths=(4, 8, 8, 8), appearance_widths=(4, 4, 8, 8), decoder_widths=(8, 4), scene_channels=8,
                  code_dim=4, bottleneck=2, num_frames=4, window=2, heads=2)
@@ -163,7 +163,6 @@ def _errors():
     from regkit.models.factorised import AppearanceEncoder, SceneEncoder
     from regkit.models.gpe import GPE, FrameCache, frame_indices, sequence_ids, sinusoidal_encoding
     from regkit.models.transmorph import WindowAttention
-    from regkit.models.voxelmorph import UNet
 
     two = torch.rand(1, 2, 16, 16)
     tiny_tm = dict(patch=2, dim=8, depths=(2,), heads=(2,), window=2)
@@ -205,6 +204,11 @@ def _errors():
                              ValueError, "moving and fixed must be at least 4 px per side, got (3, 16)"),
         "VoxelMorph moving": (lambda: VoxelMorph(enc=(4, 8), dec=(8, 8))(torch.rand(16, 16), X16), ValueError,
                               "moving must have 4 dimensions, got shape (16, 16)"),
+        "VoxelMorph fixed": (lambda: VoxelMorph(enc=(4, 8), dec=(8, 8))(X16, torch.rand(16, 16)), ValueError,
+                             "fixed must have 4 dimensions, got shape (16, 16)"),
+        "VoxelMorph in_channels float": (lambda: VoxelMorph(in_channels=1.0), TypeError,
+                                         "in_channels must be an integer, got 1.0"),
+        "VoxelMorph int_steps float": (lambda: VoxelMorph(int_steps=7.0), TypeError, "int_steps must be an integer, got 7.0"),
         **{f"TransMorph {n}": ((lambda n=n: TransMorph(**{n: 0})), ValueError, f"{n} must be positive, got 0")
            for n in ("patch", "dim", "window", "head_channels", "in_channels")},
         "TransMorph patch power": (lambda: TransMorph(patch=3), ValueError, "patch must be a power of two, got 3"),
@@ -543,6 +547,15 @@ def test_config_rebuilds_the_same_model(name):
     assert {k: v.shape for k, v in clone.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
     defaults = type(model)()
     assert set(defaults.config) == set(model.config)
+
+
+def test_voxelmorph_defaults_and_smallest_input():
+    """VoxelMorph integrates in 7 steps by default, its U-Net takes the two images (2 channels), and
+    an input of exactly 2^levels px per side is accepted (the bound is inclusive)."""
+    assert VoxelMorph().int_steps == 7 and VoxelMorph().config["int_steps"] == 7
+    assert UNet().down[0].conv.in_channels == 2
+    net = VoxelMorph(enc=(4, 8), dec=(8, 8))
+    assert net.multiple == 4 and net(torch.rand(1, 1, 4, 5), torch.rand(1, 1, 4, 5)).disp.shape == (1, 2, 4, 5)
 
 
 def test_configs_by_value():
