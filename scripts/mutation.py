@@ -535,6 +535,23 @@ def _load_reviews() -> None:
        'raise ValueError(f"moving and fixed must be at least {self.multiple} px per side, got {tuple(moving.shape[+2:])}")',
        "moving is checked to be 4-D (check_pair) above, so shape[2:] is shape[-2:]")
 
+    m = "regkit/models/blocks.py"
+    LAST = "rsplit('.', k)[-1] is the text after the last dot for every k >= 1 and without k"
+    old = 'if stored is not None and stored.rsplit(".", 1)[-1] != cls.__name__:'
+    eq(m, "_from_checkpoint", old, [old.replace('rsplit(".", 1)', 'rsplit(".", )'), old.replace('rsplit(".", 1)', 'rsplit(".", 2)')],
+       LAST)
+    old = "raise ValueError(f\"model {path!r} holds a {stored.rsplit('.', 1)[-1]}, but this method needs a {cls.__name__}\")"
+    eq(m, "_from_checkpoint", old, [old.replace("rsplit('.', 1)", "rsplit('.', )"), old.replace("rsplit('.', 1)", "rsplit('.', 2)")],
+       LAST)
+    old = "f\"train one with regkit.train.Trainer(regkit.models.{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}(...))\""
+    eq(m, "as_model", old, [old.replace("rsplit('.', 1)", "rsplit('.', )"), old.replace("rsplit('.', 1)", "rsplit('.', 2)")],
+       LAST)
+    eq(m, "_from_checkpoint", "state = load_checkpoint(path, map_location=device)", "state = load_checkpoint(path, )",
+       "where the state dict is loaded does not matter on any device that holds data: load_state_dict copies it into "
+       "the new network, which is then moved to the device (only a meta device, which holds no data, tells them apart)")
+    dev(m, "_from_checkpoint", "return net.to(device)", "return net.to(None)",
+        "the network is built on the CPU: only a GPU device notices that it stayed there")
+
 
 _load_reviews()
 

@@ -674,3 +674,124 @@ def test_gpe_learned_embedding_is_clamped_past_the_table_and_alpha_scales_the_co
     assert len(gpe.cache) > 0
     gpe.reset_cache()
     assert len(gpe.cache) == 0
+
+
+def test_instance_norm_block_normalises_its_own_channels_without_warning():
+    """Catches ``InstanceNorm2d`` built without the channel count (``num_features=None``), which
+    warns on every forward that the input's channels do not match."""
+    import warnings
+
+    block = ConvBlock(2, 3, norm="instance")
+    assert block.norm.num_features == 3 and not block.norm.affine
+    x = torch.rand(2, 2, 6, 5, generator=torch.Generator().manual_seed(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = block(x)
+    conv = block.conv(x)
+    ref = (conv - conv.mean((2, 3), keepdim=True)) / torch.sqrt(conv.var((2, 3), unbiased=False, keepdim=True) + 1e-5)
+    assert torch.allclose(y, torch.nn.functional.leaky_relu(ref, 0.2), atol=1e-5)
+
+
+def test_upsample2_and_pad_to_multiple_take_the_last_two_dimensions():
+    """Catches ``dim=2`` / ``shape[2:]`` for the last two axes (the same on ``N,C,H,W`` only) and
+    padding skipped unless both H and W need it: on ``C,H,W`` and with one side already a multiple."""
+    from regkit.models.blocks import upsample2
+
+    x = torch.arange(6.0).view(1, 2, 3)
+    assert upsample2(x).tolist() == [[[0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2], [3, 3, 4, 4, 5, 5], [3, 3, 4, 4, 5, 5]]]
+    y, hw = pad_to_multiple(x, 4)                                # C,H,W: H and W padded
+    assert hw == (2, 3) and y.tolist() == [[[0, 1, 2, 2], [3, 4, 5, 5], [3, 4, 5, 5], [3, 4, 5, 5]]]
+    x4 = torch.arange(12.0).view(1, 1, 4, 3)
+    y, hw = pad_to_multiple(x4, 2)                               # only W needs padding
+    assert hw == (4, 3) and y[0, 0].tolist() == [[0, 1, 2, 2], [3, 4, 5, 5], [6, 7, 8, 8], [9, 10, 11, 11]]
+    y, hw = pad_to_multiple(x4.transpose(-1, -2), 2)             # only H needs padding
+    assert hw == (3, 4) and y.shape == (1, 1, 4, 4) and y[0, 0, 3].tolist() == [2, 5, 8, 11]
+
+
+def test_run_model_names_moving_and_fixed_and_passes_params_through():
+    """Catches the pair check naming the wrong arguments, and ``params`` of the model's result
+    dropped by :func:`run_model`."""
+    from regkit.registry import RegResult
+
+    net = DIRNet(channels=4)
+    cases = [((torch.rand(16, 16), X16), "moving must have 4 dimensions, got shape (16, 16)"),
+             ((X16, torch.rand(16, 16)), "fixed must have 4 dimensions, got shape (16, 16)"),
+             ((X16, X16[..., :8]), "moving and fixed must have the same shape, got (1, 1, 16, 16) and (1, 1, 16, 8)")]
+    for (moving, fixed), message in cases:
+        with pytest.raises(ValueError) as info:
+            run_model(net, DIRNet, moving, fixed)
+        assert str(info.value) == message
+
+    class Affine(torch.nn.Module):
+        def forward(self, moving, fixed):
+            return RegResult(warped=moving.double(), disp=None, params=torch.eye(2, 3).expand(len(moving), 2, 3),
+                             extras={"note": 1})
+
+    res = run_model(Affine(), Affine, X16, X16)
+    assert torch.equal(res.params, torch.eye(2, 3).expand(1, 2, 3)) and res.extras == {"note": 1}
+    assert res.warped.dtype == torch.float32 and res.disp is None
+
+
+def test_as_model_loads_a_shipped_name_with_its_weights_on_the_device():
+    """Catches a shipped model's name not loaded (or loaded ignoring ``device``) by :func:`as_model`:
+    the weights are those of ``pretrained(name)``, on the CPU or (shapes only) the meta device."""
+    from regkit.models import pretrained
+
+    ref = pretrained("dirnet-mnist")
+    net = as_model("dirnet-mnist", DIRNet, torch.device("cpu"))
+    assert isinstance(net, DIRNet) and net.state_dict().keys() == ref.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), ref.state_dict().values()))
+    meta = as_model("dirnet-mnist", DIRNet, torch.device("meta"))
+    assert {p.device.type for p in meta.parameters()} == {"meta"}
+    with pytest.raises(TypeError) as info:
+        as_model("dirnet-mnist", VoxelMorph, "cpu")
+    assert str(info.value) == "model must be a VoxelMorph (or a checkpoint path), got DIRNet"
+
+
+def test_checkpoint_class_names_without_a_dot_and_files_that_are_not_dicts(tmp_path):
+    """Catches ``rsplit(...)[1]`` for the last dotted part (an IndexError for a class name or a
+    module without a dot) and a checkpoint that is not a dict read with ``.get``."""
+    from regkit.checkpoint import save_checkpoint
+
+    small = DIRNet(channels=4)
+    for stored in ("DIRNet", "VoxelMorph", "a.b.c.VoxelMorph"):
+        save_checkpoint({"model": small.state_dict(), "model_config": {"channels": 4}, "model_class": stored},
+                        tmp_path / f"{stored}.pt")
+    assert isinstance(as_model(tmp_path / "DIRNet.pt", DIRNet, "cpu"), DIRNet)
+    for stored in ("VoxelMorph", "a.b.c.VoxelMorph"):
+        path = str(tmp_path / f"{stored}.pt")
+        with pytest.raises(ValueError) as info:
+            as_model(path, DIRNet, "cpu")
+        assert str(info.value) == f"model {path!r} holds a VoxelMorph, but this method needs a DIRNet"
+    for name, obj in (("tensor.pt", torch.ones(2)), ("list.pt", [1, 2])):
+        torch.save(obj, tmp_path / name)
+        with pytest.raises(ValueError) as info:
+            as_model(tmp_path / name, DIRNet, "cpu")
+        assert str(info.value) == (f"checkpoint {str(tmp_path / name)!r} has no model_config; build the model "
+                                   "and use regkit.checkpoint.load_model")
+    loose = type("Net", (torch.nn.Module,), {"__module__": "mynets"})    # a module name without a dot
+    with pytest.raises(ValueError) as info:
+        as_model(None, loose, "cpu")
+    assert "train one with regkit.train.Trainer(regkit.models.mynets.Net(...)).fit(...)" in str(info.value)
+
+
+def test_a_checkpoint_saved_on_a_gpu_loads_onto_the_requested_device(tmp_path, monkeypatch):
+    """Catches the checkpoint loaded without ``map_location=device`` (in :func:`as_model` or
+    :func:`run_model`): tensors recorded as on ``cuda:0`` load on the CPU on a machine without a GPU."""
+    import torch.serialization
+    from regkit.checkpoint import save_checkpoint
+
+    small = DIRNet(channels=4)
+    set_parameters(small)
+    with monkeypatch.context() as m:
+        m.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        save_checkpoint({"model": small.state_dict(), "model_config": {"channels": 4},
+                         "model_class": "regkit.models.dirnet.DIRNet"}, tmp_path / "gpu.pt")
+    net = as_model(tmp_path / "gpu.pt", DIRNet, torch.device("cpu"))
+    assert {t.device.type for t in net.state_dict().values()} == {"cpu"}
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), small.state_dict().values()))
+    res = run_model(str(tmp_path / "gpu.pt"), DIRNet, X16, X16)
+    small.eval()
+    with torch.no_grad():
+        ref = small(X16, X16)
+    assert torch.equal(res.disp, ref.disp) and res.disp.device.type == "cpu"
