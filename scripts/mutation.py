@@ -552,6 +552,18 @@ def _load_reviews() -> None:
     dev(m, "_from_checkpoint", "return net.to(device)", "return net.to(None)",
         "the network is built on the CPU: only a GPU device notices that it stayed there")
 
+    m = "regkit/models/factorised.py"
+    old = "self.norm = nn.InstanceNorm2d(channels, affine=False)"
+    eq(m, "AdaIN.__init__", old, ["self.norm = nn.InstanceNorm2d(channels, affine=None)", "self.norm = nn.InstanceNorm2d(channels, )"],
+       "InstanceNorm2d's affine defaults to False, and None is falsy like False")
+    eq(m, "SceneEncoder._up_cat", "return torch.cat((spatial.resize_image(x, skip.shape[-2:]), skip), 1)",
+       "return torch.cat((spatial.resize_image(x, skip.shape[+2:]), skip), 1)",
+       "skip is a 4-D feature map, so shape[2:] is shape[-2:]")
+    eq(m, "normalised_scene_distance", "with torch.autocast(device_type=a.device.type, enabled=False):",
+       ["with torch.autocast(device_type=a.device.type, ):", "with torch.autocast(device_type=a.device.type, enabled=True):"],
+       "the inputs are cast to float32 inside and neither instance_norm nor mse_loss runs in lower precision under "
+       "autocast, so the guard changes no value")
+
 
 _load_reviews()
 

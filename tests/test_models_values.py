@@ -795,3 +795,42 @@ def test_a_checkpoint_saved_on_a_gpu_loads_onto_the_requested_device(tmp_path, m
     with torch.no_grad():
         ref = small(X16, X16)
     assert torch.equal(res.disp, ref.disp) and res.disp.device.type == "cpu"
+
+
+def test_factorised_parts_have_the_documented_defaults():
+    """Catches a changed default of the scene encoder, appearance encoder or decoder (channels in and
+    out, code length, bottleneck depth), or the stored sizes set to something else."""
+    from regkit.models.factorised import AppearanceEncoder, ImageDecoder, SceneEncoder
+
+    scene = SceneEncoder()
+    assert scene.stem.conv.in_channels == 1 and scene.out_channels == 64 and scene.head.out_channels == 64
+    assert len(scene.enc4) == 2  # the stride-2 block and one more bottleneck block
+    assert SceneEncoder(widths=(4, 8, 8, 8), out_channels=6).out_channels == 6
+    appearance = AppearanceEncoder()
+    assert appearance.code_dim == 32 and appearance.fc[-1].out_features == 32
+    assert AppearanceEncoder(widths=(4, 4, 4, 4), code_dim=5).code_dim == 5
+    decoder = ImageDecoder()
+    assert decoder.blocks[0].conv.in_channels == 64 and decoder.blocks[0].adain.affine.in_features == 32
+    assert decoder.out.out_channels == 1
+
+
+def test_instance_norms_of_the_factorised_parts_know_their_width():
+    """Catches an instance norm built without its channel count (torch then warns on every call):
+    a residual block and an AdaIN layer run without any warning and normalise per channel."""
+    import warnings
+
+    from regkit.models.factorised import AdaIN, ResBlock
+
+    block, adain = ResBlock(3, 5), AdaIN(5, 4)
+    assert block.norm2.num_features == 5 and adain.norm.num_features == 5 and not adain.norm.affine
+    x = torch.rand(2, 3, 6, 7, generator=torch.Generator().manual_seed(0))
+    code = torch.zeros(2, 4)
+    torch.nn.init.zeros_(adain.affine.weight)
+    torch.nn.init.zeros_(adain.affine.bias)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        block(x)
+        y = adain(block.conv1(x), code)
+    # with a zero code AdaIN is a plain instance norm: every channel has mean 0 and variance 1
+    assert torch.allclose(y.mean(dim=(2, 3)), torch.zeros(2, 5), atol=1e-6)
+    assert torch.allclose(y.var(dim=(2, 3), unbiased=False), torch.ones(2, 5), atol=1e-3)
