@@ -564,6 +564,21 @@ def _load_reviews() -> None:
        "the inputs are cast to float32 inside and neither instance_norm nor mse_loss runs in lower precision under "
        "autocast, so the guard changes no value")
 
+    m = "regkit/models/sasnet.py"
+    for old in ("if min(moving.shape[-2:]) < 8:",
+                'raise ValueError(f"moving must be at least 8x8 pixels, got {tuple(moving.shape[-2:])}")'):
+        eq(m, "SASNet.parts", old, old.replace("[-2:]", "[+2:]"),
+           "moving is checked to be 4-D (check_pair) above, so shape[2:] is shape[-2:]")
+    eq(m, "SASNet.forward", 'return RegResult(warped=self.parts(moving, fixed)["output"], disp=None)',
+       'return RegResult(warped=self.parts(moving, fixed)["output"], )', "RegResult's disp defaults to None")
+    eq(m, "SASNetObjective.forward", "return loss, logs, RegResult(warped=out, disp=None)",
+       "return loss, logs, RegResult(warped=out, )", "RegResult's disp defaults to None")
+    eq(m, "SASNetObjective.forward", "with torch.autocast(device_type=moving.device.type, enabled=False):",
+       ["with torch.autocast(device_type=moving.device.type, ):",
+        "with torch.autocast(device_type=moving.device.type, enabled=True):"],
+       "every term is an L1 loss of float32 tensors or the scene distance, which guards itself: no operation inside "
+       "runs in lower precision under autocast")
+
 
 _load_reviews()
 

@@ -255,13 +255,15 @@ def _errors():
         "GPERegNet channels in": (lambda: GPERegNet(**SMALL_GPE)(two, two), ValueError,
                                   "moving must have 1 channel(s), got shape (1, 2, 16, 16)"),
         "GPERegNet small": (lambda: GPERegNet(**SMALL_GPE)(torch.rand(1, 1, 7, 16), torch.rand(1, 1, 7, 16)), ValueError,
-                            "moving must be at least 8x8 pixels, got (7, 16)"),
+                            "moving must be at least 9x9 pixels, got (7, 16)"),
         "GPERegNet moving": (lambda: GPERegNet(**SMALL_GPE)(torch.rand(7, 16), torch.rand(1, 1, 7, 16)), ValueError,
                              "moving must have 4 dimensions, got shape (7, 16)"),
         "SASNet channels in": (lambda: SASNet(**SMALL_SAS)(two, two), ValueError,
                                "moving must have 1 channel(s), got shape (1, 2, 16, 16)"),
         "SASNet small": (lambda: SASNet(**SMALL_SAS)(torch.rand(1, 1, 16, 7), torch.rand(1, 1, 16, 7)), ValueError,
-                         "moving must be at least 8x8 pixels, got (16, 7)"),
+                         "moving must be at least 9x9 pixels, got (16, 7)"),
+        "SASNet moving": (lambda: SASNet(**SMALL_SAS)(torch.rand(16, 16), X16), ValueError,
+                          "moving must have 4 dimensions, got shape (16, 16)"),
         "SASNet fixed": (lambda: SASNet(**SMALL_SAS)(X16, torch.rand(16, 16)), ValueError,
                          "fixed must have 4 dimensions, got shape (16, 16)"),
         **{f"SASNetObjective {n}": ((lambda n=n: SASNetObjective(**{n: -1.0})), ValueError,
@@ -834,3 +836,22 @@ def test_instance_norms_of_the_factorised_parts_know_their_width():
     # with a zero code AdaIN is a plain instance norm: every channel has mean 0 and variance 1
     assert torch.allclose(y.mean(dim=(2, 3)), torch.zeros(2, 5), atol=1e-6)
     assert torch.allclose(y.var(dim=(2, 3), unbiased=False), torch.ones(2, 5), atol=1e-3)
+
+
+def test_sasnet_defaults_channels_and_smallest_input():
+    """Catches a changed default of SAS-Net's decoder (scene width 64, code 32, two AdaIN residual
+    blocks, one output channel), an output channel count not following the input's, and a wrong
+    size bound: 9 x 9 is the smallest input (its 1/8 scene level is 2 x 2), 8 x 8 is refused (1 x 1
+    there, which instance normalisation cannot normalise)."""
+    from regkit.models.sasnet import SASDecoder
+
+    dec = SASDecoder()
+    assert len(dec.res) == 2 and dec.res[0].conv1.in_channels == 64 and dec.blocks[0].adain.affine.in_features == 32
+    assert dec.out.out_channels == 1 and len(SASNet().decoder.res) == 2
+    two_channel = SASNet(**{**SMALL_SAS, "in_channels": 2})
+    x = torch.rand(1, 2, 9, 9, generator=torch.Generator().manual_seed(0))
+    assert two_channel.decoder.out.out_channels == 2 and two_channel(x, x).warped.shape == (1, 2, 9, 9)
+    for net in (SASNet(**SMALL_SAS), GPERegNet(**SMALL_GPE)):
+        assert net(x[:, :1], x[:, 1:]).warped.shape == (1, 1, 9, 9)
+        with pytest.raises(ValueError, match=r"^moving must be at least 9x9 pixels, got \(8, 8\)$"):
+            net(x[:, :1, :8, :8], x[:, 1:, :8, :8])

@@ -14,7 +14,7 @@ decodes the scene with the fixed image's appearance through AdaIN:
 Convention
 ----------
 - ``forward(moving, fixed, frame=None)`` takes ``N,C,H,W`` images in [0, 1] (``C`` =
-  ``in_channels``, 1 by default; ``H`` and ``W`` at least 8) and returns
+  ``in_channels``, 1 by default; ``H`` and ``W`` at least 9) and returns
   ``RegResult(warped=output, disp=None)``, the output ``N,C,H,W`` in [0, 1] (sigmoid): there is
   no displacement to return, so nothing downstream may assume one. ``frame`` is the index of
   each pair in its sequence, an ``int`` or a long tensor ``N``; ``None`` means frame 0, a
@@ -131,8 +131,8 @@ class GPERegNet(nn.Module):
         check_pair("moving", moving, "fixed", fixed)
         if moving.shape[1] != self.in_channels:
             raise ValueError(f"moving must have {self.in_channels} channel(s), got shape {tuple(moving.shape)}")
-        if min(moving.shape[-2:]) < 8:
-            raise ValueError(f"moving must be at least 8x8 pixels, got {tuple(moving.shape[-2:])}")
+        if min(moving.shape[-2:]) < 9:  # the scene encoder's 1/8 level needs more than one pixel
+            raise ValueError(f"moving must be at least 9x9 pixels, got {tuple(moving.shape[-2:])}")
 
     def parts(self, moving: Tensor, fixed: Tensor, frame=None, sequence=None) -> dict:
         """Every intermediate the objective needs: ``output``, ``scene`` (before GPE), ``code``."""

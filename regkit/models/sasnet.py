@@ -121,8 +121,8 @@ class SASNet(nn.Module):
         check_pair("moving", moving, "fixed", fixed)
         if moving.shape[1] != self.in_channels:
             raise ValueError(f"moving must have {self.in_channels} channel(s), got shape {tuple(moving.shape)}")
-        if min(moving.shape[-2:]) < 8:
-            raise ValueError(f"moving must be at least 8x8 pixels, got {tuple(moving.shape[-2:])}")
+        if min(moving.shape[-2:]) < 9:  # the scene encoder's 1/8 level needs more than one pixel
+            raise ValueError(f"moving must be at least 9x9 pixels, got {tuple(moving.shape[-2:])}")
         scene = self.scene(moving)
         code = self.appearance(fixed)
         return {"output": self.decoder(scene, code), "scene": scene, "code": code}
