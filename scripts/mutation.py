@@ -579,6 +579,40 @@ def _load_reviews() -> None:
        "every term is an L1 loss of float32 tensors or the scene distance, which guards itself: no operation inside "
        "runs in lower precision under autocast")
 
+    m = "regkit/models/gpe.py"
+    eq(m, "FrameCache._keep", "self.feats = self.feats[keep] if self.feats is not None else None",
+       "self.feats = self.feats[keep] if (self.feats is not None) or True else None",
+       "_keep runs only on a filled cache (after update, or from restart when the cache is not empty): feats is never None")
+    for fn, old in (("FrameCache.restart", 'frames = frames.detach().to("cpu", torch.long)'),
+                    ("FrameCache.restart", 'seqs = torch.zeros_like(frames) if sequences is None else '
+                                           'sequences.detach().to("cpu", torch.long)')):
+        eq(m, fn, old, [old.replace('to("cpu", torch.long)', 'to("cpu", None)'), old.replace('to("cpu", torch.long)', 'to("cpu", )')],
+           "restart only compares the frame and sequence values (min, int(), <=, ==), which any integer dtype does alike")
+    CACHE_CPU = "the cache lives on the CPU: without the move GPU frames or ids would stay on the GPU, which only GPU inputs notice"
+    for fn in ("FrameCache.restart", "FrameCache.update"):
+        for old in ('frames = frames.detach().to("cpu", torch.long)',
+                    'seqs = torch.zeros_like(frames) if sequences is None else sequences.detach().to("cpu", torch.long)'):
+            dev(m, fn, old, [old.replace('to("cpu", torch.long)', "to(None, torch.long)"),
+                             old.replace('to("cpu", torch.long)', "to(torch.long)")], CACHE_CPU)
+    old = 'check_positive("window", window, integer=True, allow_zero=True)'
+    eq(m, "GPE.__init__", old, [old.replace("integer=True", "integer=None"), old.replace("integer=True, ", ""),
+                                old.replace("integer=True", "integer=False")],
+       "GPE then builds FrameCache(window), which runs the same check with the same message")
+    dev(m, "GPE.context", "seqs = torch.zeros_like(frames) if sequences is None else sequences.to(frames.device)",
+        "seqs = torch.zeros_like(frames) if sequences is None else sequences.to(None)",
+        "only sequence ids on another device than the frames notice")
+    eq(m, "GPE.context", "keys = torch.cat((pooled, cx.to(pooled.dtype)))  # K,D", "keys = torch.cat((pooled, cx.to(None)))  # K,D",
+       "the cache entries are returned in pooled's dtype already (entries(like=pooled)), and pooled[:0] in training")
+    eq(m, "GPE.context", "return self.mlp(torch.cat((learned.to(pooled.dtype), sinus, attn_out[:, 0]), dim=1))",
+       "return self.mlp(torch.cat((learned.to(None), sinus, attn_out[:, 0]), dim=1))",
+       "outside autocast the module runs only in the scene's dtype, so learned is in pooled's dtype; under autocast "
+       "torch.cat promotes exactly and the first Linear casts to the autocast dtype either way")
+    old = "frame = torch.full((n,), frame, dtype=torch.long)"
+    eq(m, "frame_indices", old, [old.replace("dtype=torch.long", "dtype=None"), old.replace(", dtype=torch.long", ", ")],
+       "torch.full with a Python int infers int64, and the function converts to long at the end anyway")
+    eq(m, "sinusoidal_encoding", "t = frames.to(torch.float32)[:, None]", "t = frames.to(None)[:, None]",
+       "integer frames times the float32 frequencies promote to float32 exactly as the explicit cast does")
+
 
 _load_reviews()
 

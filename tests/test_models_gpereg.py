@@ -315,3 +315,268 @@ def test_checkpoint_path_as_model(tmp_path):
     direct = regkit.register(x, y, method="gpereg", model=net, frame=torch.tensor([0, 1])).warped
     loaded = regkit.register(x, y, method="gpereg", model=str(tmp_path / "last.pt"), frame=torch.tensor([0, 1])).warped
     torch.testing.assert_close(loaded, direct)
+
+
+# ---------------------------------------------------------------------- GPE parts, by value
+
+
+def _closed_form_pe(frames, dim):
+    """``PE(t, 2i) = sin(t / 10000^(2i/d))``, ``PE(t, 2i+1) = cos(...)``, in float64 by hand."""
+    import math
+
+    return torch.tensor([[(math.sin if c % 2 == 0 else math.cos)(t / 10000 ** ((c - c % 2) / dim)) for c in range(dim)]
+                         for t in frames], dtype=torch.float64)
+
+
+def test_sinusoidal_encoding_closed_form_whatever_the_defaults():
+    """Catches the frequencies, the sin/cos channels or the output made in the default dtype or on the
+    default device: float32 closed form values, the same bits under a float64 default dtype, and
+    CPU values under a meta default device."""
+    frames = torch.tensor([0, 1, 2, 5, 37, 1000])
+    for dim in (2, 6, 8):
+        pe = sinusoidal_encoding(frames, dim)
+        assert pe.dtype == torch.float32 and pe.shape == (6, dim)
+        torch.testing.assert_close(pe.double(), _closed_form_pe(frames.tolist(), dim), atol=2e-4, rtol=0)
+        torch.testing.assert_close(pe[:5].double(), _closed_form_pe(frames[:5].tolist(), dim), atol=2e-6, rtol=0)
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            wide = sinusoidal_encoding(frames, dim)
+        finally:
+            torch.set_default_dtype(old)
+        assert wide.dtype == torch.float32 and torch.equal(wide, pe), dim
+        with torch.device("meta"):
+            cpu = sinusoidal_encoding(frames, dim)
+        assert cpu.device.type == "cpu" and torch.equal(cpu, pe), dim
+
+
+def test_frame_and_sequence_ids_by_hand_on_the_asked_device():
+    """Catches ids left on their device or made on the default one, or an empty id list made float:
+    the values, long dtype and device asked for, repeated and non-contiguous ids kept as given."""
+    import zlib
+
+    from regkit.models.gpe import frame_indices, sequence_ids
+
+    for device in ("cpu", "meta"):
+        for got in (frame_indices(None, 3, device), frame_indices(4, 3, device),
+                    frame_indices(torch.tensor([5, 0, 5], dtype=torch.int32), 3, device),
+                    sequence_ids(torch.tensor([9, 3, 9], dtype=torch.int16), 3, device),
+                    sequence_ids(["b", 3, "b"], 3, device), sequence_ids([], 0, device)):
+            assert got.dtype == torch.long and got.device.type == device
+    assert frame_indices(None, 1, "cpu").tolist() == [0]
+    assert frame_indices(7, 2, "cpu").tolist() == [7, 7]
+    assert frame_indices(torch.tensor([5, 0, 5], dtype=torch.int32), 3, "cpu").tolist() == [5, 0, 5]
+    assert sequence_ids(torch.tensor([9, 3, 9], dtype=torch.int16), 3, "cpu").tolist() == [9, 3, 9]
+    assert sequence_ids(["b", 3, "b"], 3, "cpu").tolist() == [zlib.crc32(b"b"), 3, zlib.crc32(b"b")]
+    assert sequence_ids([], 0, "cpu").shape == (0,)
+    with torch.device("meta"):  # the device asked for, not the default one
+        assert all(t.device.type == "cpu" for t in (frame_indices(None, 2, "cpu"), sequence_ids(["a", "b"], 2, "cpu")))
+
+
+def test_frame_cache_empty_state_and_bad_window():
+    """Catches a fresh or reset cache with float or missing tensors, or a non-integer window let in:
+    empty long frames and sequences, no features, and an exact TypeError for window=2.0."""
+    c = FrameCache(2)
+    for _ in range(2):
+        assert c.frames.dtype == c.sequences.dtype == torch.long
+        assert c.frames.shape == c.sequences.shape == (0,) and c.feats is None and len(c) == 0
+        c.update(torch.tensor([0, 1]), torch.ones(2, 3))
+        c.reset()
+    with pytest.raises(TypeError, match=r"^window must be an integer, got 2\.0$"):
+        FrameCache(2.0)
+
+
+def test_frame_cache_entries_by_value():
+    """Catches entries left on the CPU or in float32, empty entries of the wrong dtype, device or
+    width, and an emptied cache (window 0) answering with its stale width."""
+    like = torch.zeros(2, 5, dtype=torch.float64)
+    c = FrameCache(2)
+    for target in (like, torch.zeros(2, 5, dtype=torch.float64, device="meta")):
+        f, s, x = c.entries(target)
+        assert f.dtype == s.dtype == torch.long and f.shape == s.shape == (0,)
+        assert x.dtype == torch.float64 and x.shape == (0, 5)
+        assert f.device == s.device == x.device == target.device
+    assert c.entries(torch.zeros(5))[2].shape == (0, 5)  # one feature vector as `like`
+    feats = torch.arange(15.0).view(3, 5)
+    c.update(torch.tensor([4, 5, 6]), feats, torch.tensor([1, 1, 1]))
+    f, s, x = c.entries(like)
+    assert f.tolist() == [5, 6] and s.tolist() == [1, 1] and x.dtype == torch.float64
+    assert torch.equal(x, feats[1:].double())
+    f, s, x = c.entries(like.to("meta"))
+    assert f.device.type == s.device.type == x.device.type == "meta" and x.dtype == torch.float64
+    empty = FrameCache(0)  # keeps nothing, but holds a (0, 4) feature tensor
+    empty.update(torch.tensor([0, 1]), torch.zeros(2, 4))
+    assert len(empty) == 0 and empty.entries(torch.zeros(1, 3))[2].shape == (0, 3)
+
+
+def test_frame_cache_update_stores_detached_long_float32_cpu():
+    """Catches an update that keeps the caller's integer dtypes, float64 features or the graph."""
+    c = FrameCache(3)
+    feats = torch.rand(2, 4, dtype=torch.float64, requires_grad=True)
+    c.update(torch.tensor([2, 3], dtype=torch.int32), feats, torch.tensor([8, 8], dtype=torch.int16))
+    assert c.frames.dtype == c.sequences.dtype == torch.long and c.feats.dtype == torch.float32
+    assert c.frames.tolist() == [2, 3] and c.sequences.tolist() == [8, 8]
+    assert not c.feats.requires_grad and torch.equal(c.feats, feats.detach().float())
+
+
+def test_frame_cache_restarts_by_sequence():
+    """Catches a restart that ignores the sequence ids, needs a strictly smaller frame (a repeated
+    index restarts too), or forgets all but the last sequence restarting in one batch."""
+    c = FrameCache(2)
+    c.update(torch.tensor([0, 1, 2]), torch.zeros(3, 4), torch.tensor([7, 7, 7]))
+    c.update(torch.tensor([0]), torch.ones(1, 4), torch.tensor([7]))  # sequence 7 starts again
+    assert c.frames.tolist() == [0] and c.sequences.tolist() == [7] and c.feats.tolist() == [[1.0] * 4]
+    c.update(torch.tensor([1, 2]), torch.zeros(2, 4), torch.tensor([7, 7]))
+    c.update(torch.tensor([2]), torch.ones(1, 4), torch.tensor([7]))  # frame 2 again: a restart
+    assert c.frames.tolist() == [2] and c.feats.tolist() == [[1.0] * 4]
+    c = FrameCache(2)
+    c.update(torch.tensor([0, 1, 0, 1]), torch.zeros(4, 4), torch.tensor([7, 7, 9, 9]))
+    c.update(torch.tensor([0, 0]), torch.ones(2, 4), torch.tensor([7, 9]))  # both start again
+    assert c.frames.tolist() == [0, 0] and c.sequences.tolist() == [7, 9]
+    c = FrameCache(2)
+    c.update(torch.tensor([3, 4, 1]), torch.zeros(3, 4), torch.tensor([7, 7, 9]))
+    c.restart(torch.tensor([5, 0]), torch.tensor([9, 7]))  # 7 restarts (0 <= 4); 9 goes on (5 > 1)
+    assert c.frames.tolist() == [1] and c.sequences.tolist() == [9]
+    c.restart(torch.tensor([1]))  # no sequences: sequence 0, not cached here
+    assert c.frames.tolist() == [1]
+    c.restart(torch.tensor([1]), torch.tensor([9]))
+    assert len(c) == 0 and c.feats.shape == (0, 4)
+
+
+def test_gpe_defaults_are_the_documented_ones():
+    """Catches a changed default (T = 128, window 4, 4 heads, hidden 128, alpha 0.1): a default GPE
+    and one built with those values from the same seed give the same bits, streaming past frame T."""
+    built = []
+    for kw in ({}, dict(channels=64, num_frames=128, window=4, heads=4, hidden=128, alpha=0.1)):
+        torch.manual_seed(3)
+        built.append(GPE(**kw).eval())
+    a, b = built
+    assert (a.num_frames, a.window, a.alpha, a.attn.num_heads, a.cache.window) == (128, 4, 0.1, 4, 4)
+    scene = torch.randn(8, 64, 2, 2, generator=torch.Generator().manual_seed(0))
+    frames = torch.tensor([0, 1, 2, 3, 4, 5, 6, 130])
+    with torch.no_grad():
+        for gpe in (a, b):
+            gpe.out = torch.cat([gpe(scene[:7], frames[:7]), gpe(scene[7:], frames[7:])])
+    assert torch.equal(a.out, b.out) and a.cache.frames.tolist() == b.cache.frames.tolist() == [3, 4, 5, 6, 130][-1:]
+    for name, value in (("num_frames", 8.0), ("window", 2.0), ("heads", 2.0)):
+        with pytest.raises(TypeError, match=rf"^{name} must be an integer, got {value}$"):
+            GPE(16, **{name: value})
+
+
+def _hand_context(gpe, pooled, frames, seqs, keys, key_frames, key_seqs):
+    """``g`` by hand in float64: per head softmax(q.k / sqrt(d_h)) over the allowed keys (the frame
+    itself, the same sequence's frames 1..window before it), then the MLP."""
+    import math
+
+    d, h = gpe.channels, gpe.attn.num_heads
+    dh = d // h
+    w = gpe.attn.in_proj_weight.detach().double()
+    bias = gpe.attn.in_proj_bias.detach().double()
+    q = pooled.double() @ w[:d].T + bias[:d]
+    k = keys.double() @ w[d:2 * d].T + bias[d:2 * d]
+    v = keys.double() @ w[2 * d:].T + bias[2 * d:]
+    rows = []
+    for i in range(len(frames)):
+        ok = [j == i or (key_seqs[j] == seqs[i] and 0 < frames[i] - key_frames[j] <= gpe.window)
+              for j in range(len(key_frames))]
+        heads = []
+        for hd in range(h):
+            sl = slice(hd * dh, (hd + 1) * dh)
+            s = (k[:, sl] @ q[i, sl]) / math.sqrt(dh)
+            s[~torch.tensor(ok)] = -math.inf
+            heads.append(torch.softmax(s, 0) @ v[:, sl])
+        rows.append(torch.cat(heads))
+    att = torch.stack(rows) @ gpe.attn.out_proj.weight.detach().double().T + gpe.attn.out_proj.bias.detach().double()
+    learned = gpe.embedding.weight.detach().double()[[min(f, gpe.num_frames - 1) for f in frames]]
+    x = torch.cat((learned, _closed_form_pe(frames, d), att), 1)
+    l1, l2 = gpe.mlp[0], gpe.mlp[2]
+    x = torch.nn.functional.gelu(x @ l1.weight.detach().double().T + l1.bias.detach().double())
+    return x @ l2.weight.detach().double().T + l2.bias.detach().double()
+
+
+def test_gpe_context_is_the_hand_computed_attention():
+    """Catches a wrong window mask (a repeated frame index attending to its twin, another sequence,
+    a later frame), cached keys left out or stale, or a learned row not clamped past T: ``context``
+    in a batch and then with cache entries matches the attention computed by hand."""
+    torch.manual_seed(0)
+    gpe = GPE(channels=8, num_frames=4, window=2, heads=2, hidden=16).train()
+    gen = torch.Generator().manual_seed(1)
+    scene = torch.randn(6, 8, 2, 3, generator=gen)
+    frames, seqs = [0, 0, 1, 3, 2, 5], [1, 1, 1, 1, 2, 1]
+    pooled = scene.mean(dim=(2, 3))
+    got = gpe.context(scene, torch.tensor(frames), torch.tensor(seqs))
+    want = _hand_context(gpe, pooled, frames, seqs, pooled, frames, seqs)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+    gpe.eval()
+    first, second = torch.randn(3, 8, 2, 3, generator=gen), torch.randn(3, 8, 2, 3, generator=gen)
+    with torch.no_grad():
+        gpe.context(first, torch.tensor([0, 1, 2]), torch.tensor([5, 5, 5]))
+        got = gpe.context(second, torch.tensor([3, 4, 1]), torch.tensor([5, 5, 6]))
+    p1, p2 = first.mean(dim=(2, 3)), second.mean(dim=(2, 3))
+    want = _hand_context(gpe, p2, [3, 4, 1], [5, 5, 6], torch.cat((p2, p1[1:])), [3, 4, 1, 1, 2], [5, 5, 6, 5, 5])
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=1e-5)
+    assert gpe.cache.frames.tolist() == [3, 4, 1] and gpe.cache.sequences.tolist() == [5, 5, 6]
+
+
+def test_gpe_restart_of_a_named_sequence_drops_its_cache():
+    """Catches the cache restart made without the sequence ids: a sequence fed again from frame 0
+    gives what it gives on an empty cache, not attention to its stale frames."""
+    gpe = _gpe(window=2).eval()
+    seqs = torch.tensor([7, 7, 7, 7, 7])
+    with torch.no_grad():
+        gpe.context(torch.randn(5, 16, 4, 4), torch.arange(5), seqs)
+        scene = torch.randn(5, 16, 4, 4)
+        again = gpe.context(scene, torch.arange(5), seqs)
+        gpe.reset_cache()
+        fresh = gpe.context(scene, torch.arange(5), seqs)
+    torch.testing.assert_close(again, fresh)
+
+
+def test_gpe_forward_adds_alpha_times_context_with_the_sequences():
+    """Catches forward dropping the sequence ids or the scale: ``scene + alpha * g`` with g broadcast
+    over the pixels, g computed with the sequences given."""
+    torch.manual_seed(0)
+    gpe = GPE(channels=16, num_frames=8, window=2, heads=2, hidden=32, alpha=0.25).train()
+    scene = torch.randn(2, 16, 3, 4)
+    frames, seqs = torch.tensor([0, 1]), torch.tensor([7, 9])
+    g = gpe.context(scene, frames, seqs)
+    out = gpe(scene, frames, seqs)
+    assert torch.equal(out, scene + 0.25 * g[:, :, None, None])
+    assert not torch.allclose(out, gpe(scene, frames))  # frame 1 of sequence 9 does not see frame 0 of 7
+
+
+def test_gpe_window_zero_never_fills_the_cache():
+    """Catches the running cache used with window 0 (no neighbours to keep)."""
+    gpe = GPE(channels=16, num_frames=8, window=0, heads=2, hidden=32).eval()
+    with torch.no_grad():
+        gpe.context(torch.randn(3, 16, 2, 2), torch.arange(3))
+    assert gpe.cache.feats is None and len(gpe.cache) == 0
+
+
+def test_gpe_in_bfloat16_stays_in_bfloat16():
+    """Catches the sinusoidal code left in float32: a bfloat16 GPE on a bfloat16 scene (no autocast)
+    runs and returns bfloat16."""
+    gpe = _gpe(window=2).to(torch.bfloat16).eval()
+    scene = torch.randn(3, 16, 2, 2).bfloat16()
+    with torch.no_grad():
+        for frames in (torch.tensor([0, 1, 2]), torch.tensor([3, 4, 9])):
+            assert gpe.context(scene, frames).dtype == gpe(scene, frames).dtype == torch.bfloat16
+
+
+def test_gpe_of_cpu_tensors_under_a_meta_default_device():
+    """Catches a mask, drop list or encoding made on the default device: under a meta default device,
+    CPU scenes stream through a GPE (train, then eval with its cache) to the same CPU values."""
+    gpe = _gpe(window=2)
+    scene, frames, seqs = torch.randn(4, 16, 2, 2), torch.tensor([0, 1, 2, 0]), torch.tensor([3, 3, 3, 4])
+    later = torch.tensor([3, 4, 1, 0])  # sequence 4 restarts
+    outs = []
+    for meta in (False, True):
+        gpe.train()
+        gpe.reset_cache()
+        with torch.no_grad(), (torch.device("meta") if meta else torch.device("cpu")):
+            run = [gpe(scene, frames, seqs)]
+            gpe.eval()
+            run += [gpe(scene, frames, seqs), gpe(scene, later, seqs)]
+        outs.append(run)
+    for ref, got in zip(*outs):
+        assert got.device.type == "cpu" and torch.equal(got, ref)

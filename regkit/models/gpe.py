@@ -54,7 +54,7 @@ def sinusoidal_encoding(frames: Tensor, dim: int) -> Tensor:
         raise ValueError(f"dim must be even, got {dim}")
     t = frames.to(torch.float32)[:, None]
     freq = torch.exp(torch.arange(0, dim, 2, device=frames.device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    pe = torch.zeros(frames.shape[0], dim, device=frames.device)
+    pe = torch.zeros(frames.shape[0], dim, device=frames.device, dtype=torch.float32)
     pe[:, 0::2] = torch.sin(t * freq)
     pe[:, 1::2] = torch.cos(t * freq)
     return pe
@@ -96,7 +96,7 @@ class FrameCache:
             return
         frames = frames.detach().to("cpu", torch.long)
         seqs = torch.zeros_like(frames) if sequences is None else sequences.detach().to("cpu", torch.long)
-        drop = torch.zeros(len(self), dtype=torch.bool)
+        drop = torch.zeros(len(self), dtype=torch.bool, device=self.frames.device)
         for sq in seqs.unique():
             cached = self.sequences == sq
             if bool(cached.any()) and int(frames[seqs == sq].min()) <= int(self.frames[cached].max()):
