@@ -565,8 +565,9 @@ def _load_reviews() -> None:
        "autocast, so the guard changes no value")
 
     m = "regkit/models/sasnet.py"
-    for old in ("if min(moving.shape[-2:]) < 8:",
-                'raise ValueError(f"moving must be at least 8x8 pixels, got {tuple(moving.shape[-2:])}")'):
+    SIZE_LINES = ("if min(moving.shape[-2:]) < 9:  # the scene encoder's 1/8 level needs more than one pixel",
+                  'raise ValueError(f"moving must be at least 9x9 pixels, got {tuple(moving.shape[-2:])}")')
+    for old in SIZE_LINES:
         eq(m, "SASNet.parts", old, old.replace("[-2:]", "[+2:]"),
            "moving is checked to be 4-D (check_pair) above, so shape[2:] is shape[-2:]")
     eq(m, "SASNet.forward", 'return RegResult(warped=self.parts(moving, fixed)["output"], disp=None)',
@@ -612,6 +613,19 @@ def _load_reviews() -> None:
        "torch.full with a Python int infers int64, and the function converts to long at the end anyway")
     eq(m, "sinusoidal_encoding", "t = frames.to(torch.float32)[:, None]", "t = frames.to(None)[:, None]",
        "integer frames times the float32 frequencies promote to float32 exactly as the explicit cast does")
+
+    m = "regkit/models/gpereg.py"
+    for old in SIZE_LINES:
+        eq(m, "GPERegNet._check", old, old.replace("[-2:]", "[+2:]"),
+           "moving is checked to be 4-D (check_pair) above, so shape[2:] is shape[-2:]")
+    eq(m, "GPERegNet.forward", 'return RegResult(warped=self.parts(moving, fixed, frame, sequence)["output"], disp=None)',
+       'return RegResult(warped=self.parts(moving, fixed, frame, sequence)["output"], )', "RegResult's disp defaults to None")
+    eq(m, "GPERegObjective.forward", 'return loss, logs, RegResult(warped=parts["output"], disp=None)',
+       'return loss, logs, RegResult(warped=parts["output"], )', "RegResult's disp defaults to None")
+    for old in ("frames = frame_indices(frame, moving.shape[0], moving.device)",
+                "seqs = sequence_ids(sequence, moving.shape[0], moving.device)"):
+        dev(m, "GPERegNet.parts", old, old.replace("moving.device)", "None)"),
+            "the ids are then made on the CPU: only GPU images notice")
 
 
 _load_reviews()

@@ -256,6 +256,8 @@ def _errors():
                                   "moving must have 1 channel(s), got shape (1, 2, 16, 16)"),
         "GPERegNet small": (lambda: GPERegNet(**SMALL_GPE)(torch.rand(1, 1, 7, 16), torch.rand(1, 1, 7, 16)), ValueError,
                             "moving must be at least 9x9 pixels, got (7, 16)"),
+        "GPERegNet fixed": (lambda: GPERegNet(**SMALL_GPE)(X16, torch.rand(16, 16)), ValueError,
+                            "fixed must have 4 dimensions, got shape (16, 16)"),
         "GPERegNet moving": (lambda: GPERegNet(**SMALL_GPE)(torch.rand(7, 16), torch.rand(1, 1, 7, 16)), ValueError,
                              "moving must have 4 dimensions, got shape (7, 16)"),
         "SASNet channels in": (lambda: SASNet(**SMALL_SAS)(two, two), ValueError,
@@ -855,3 +857,35 @@ def test_sasnet_defaults_channels_and_smallest_input():
         assert net(x[:, :1], x[:, 1:]).warped.shape == (1, 1, 9, 9)
         with pytest.raises(ValueError, match=r"^moving must be at least 9x9 pixels, got \(8, 8\)$"):
             net(x[:, :1, :8, :8], x[:, 1:, :8, :8])
+
+
+def test_gpereg_passes_its_settings_to_its_parts():
+    """Catches GPEReg-Net dropping a constructor argument on the way to its parts (GPE window, heads
+    and alpha; bottleneck depth; output channels) or a changed default window of 4 frames."""
+    net = GPERegNet(**{**SMALL_GPE, "window": 3, "heads": 4, "bottleneck": 3, "in_channels": 2}, alpha=0.3)
+    assert net.gpe.window == 3 and net.gpe.attn.num_heads == 4 and net.gpe.alpha == 0.3
+    assert len(net.scene.enc4) == 3 and net.decoder.out.out_channels == 2
+    default = GPERegNet()
+    assert default.gpe.window == 4 and default.gpe.cache.window == 4 and default.gpe.alpha == 0.1
+
+
+def test_gpereg_uses_the_sequences_in_parts_and_in_its_objective():
+    """Catches the sequence ids dropped by parts or by the objective (which reads 'sequence', else
+    'pair'): in a training batch the context attends only within a sequence, so the ids change the
+    output, and 'pair' stands in for a missing 'sequence'."""
+    torch.manual_seed(0)
+    net = GPERegNet(**SMALL_GPE, alpha=5.0).train()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(4, 1, 16, 16, generator=g), torch.rand(4, 1, 16, 16, generator=g)
+    frame = torch.tensor([0, 1, 2, 3])
+    same, split = torch.zeros(4, dtype=torch.long), torch.tensor([0, 0, 1, 1])
+    a, b = net.parts(x, y, frame, same)["output"], net.parts(x, y, frame, split)["output"]
+    assert not torch.allclose(a, b, atol=1e-6)
+    assert torch.equal(net.parts(x, y, frame, None)["output"], a)  # no ids: one sequence
+    objective = GPERegObjective()
+    base = {"moving": x, "fixed": y, "frame": frame}
+    loss_seq = objective(net, {**base, "sequence": split})[0]
+    loss_pair = objective(net, {**base, "pair": split})[0]
+    loss_one = objective(net, base)[0]
+    assert torch.equal(loss_seq, loss_pair) and not torch.equal(loss_seq, loss_one)
+    assert torch.equal(objective(net, {**base, "sequence": split, "pair": same})[0], loss_seq)
