@@ -968,9 +968,10 @@ def main(argv=None) -> int:
         if not modules_given:
             _write(args.output, record, version)
             return 0
-    commit = "working tree on " + _git("rev-parse", "HEAD") if args.working_tree else _git("rev-parse", args.rev)
     dirty = bool(_git("status", "--porcelain", "--", "regkit", "tests")) if args.working_tree else False
     for module in modules:
+        # read per module: each module's copy is made from the checkout as it is when its turn comes
+        commit = "working tree on " + _git("rev-parse", "HEAD") if args.working_tree else _git("rev-parse", args.rev)
         slug = module.replace("/", "_").removesuffix(".py")
         scratch = args.scratch / slug
         tests = MODULES[module]
