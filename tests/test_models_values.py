@@ -862,8 +862,9 @@ def test_sasnet_defaults_channels_and_smallest_input():
 def test_gpereg_passes_its_settings_to_its_parts():
     """Catches GPEReg-Net dropping a constructor argument on the way to its parts (GPE window, heads
     and alpha; bottleneck depth; output channels) or a changed default window of 4 frames."""
-    net = GPERegNet(**{**SMALL_GPE, "window": 3, "heads": 4, "bottleneck": 3, "in_channels": 2}, alpha=0.3)
-    assert net.gpe.window == 3 and net.gpe.attn.num_heads == 4 and net.gpe.alpha == 0.3
+    # (2 heads, not GPE's own default of 4, so that a dropped argument shows)
+    net = GPERegNet(**{**SMALL_GPE, "window": 3, "heads": 2, "bottleneck": 3, "in_channels": 2}, alpha=0.3)
+    assert net.gpe.window == 3 and net.gpe.attn.num_heads == 2 and net.gpe.alpha == 0.3
     assert len(net.scene.enc4) == 3 and net.decoder.out.out_channels == 2
     default = GPERegNet()
     assert default.gpe.window == 4 and default.gpe.cache.window == 4 and default.gpe.alpha == 0.1
