@@ -147,3 +147,120 @@ def test_one_bf16_autocast_step(name):
     hist = trainer.fit(pairs(2), pairs(2, seed=1))
     assert trainer.amp_dtype is torch.bfloat16
     assert all(v == v for v in hist[0].values())  # no NaNs
+
+
+# ---- TransMorph value tests (exact shift mask, shift pattern, sizes, messages) ----
+
+
+def _expected_shift_mask(h, w, window, shift):
+    # Independent construction: 3x3 region labels, windows row-major, tokens row-major in a window.
+    def region(i, n):
+        return 0 if i < n - window else (1 if i < n - shift else 2)
+
+    out = []
+    for wy in range(h // window):
+        for wx in range(w // window):
+            toks = [(wy * window + ty, wx * window + tx) for ty in range(window) for tx in range(window)]
+            labels = [region(y, h) * 3 + region(x, w) for y, x in toks]
+            out.append([[0.0 if a == b else -100.0 for b in labels] for a in labels])
+    return torch.tensor(out, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("h, w, window, shift", [
+    (4, 4, 2, 1), (6, 6, 3, 1), (6, 6, 2, 1), (6, 8, 2, 1), (8, 6, 2, 1), (9, 9, 3, 1), (8, 8, 4, 2), (12, 8, 4, 2),
+])
+def test_transmorph_shift_mask_exact_values(h, w, window, shift):
+    """_shift_mask: wrong region slices (rows or columns) or a mask value other than -100 change the mask."""
+    from regkit.models.transmorph import _shift_mask
+
+    got = _shift_mask(h, w, window, shift, torch.device("cpu"))
+    expected = _expected_shift_mask(h, w, window, shift)
+    assert got.shape == ((h // window) * (w // window), window * window, window * window)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, expected)
+
+
+def test_transmorph_shift_mask_hand_case_4x4():
+    """_shift_mask(4, 4, 2, 1) by hand: the last window mixes four regions, the first has one."""
+    from regkit.models.transmorph import _shift_mask
+
+    m = _shift_mask(4, 4, 2, 1, "cpu")
+    assert torch.equal(m[0], torch.zeros(4, 4))  # rows/cols 0-1: region (0, 0) only
+    # window 1 (rows 0-1, cols 2-3): tokens labelled (0,1) (0,2) (0,1) (0,2)
+    assert torch.equal(m[1], torch.tensor([[0.0, -100, 0, -100], [-100, 0, -100, 0]] * 2))
+    # window 3 (rows 2-3, cols 2-3): four different regions -> only the diagonal is 0
+    assert torch.equal(m[3], torch.full((4, 4), -100.0).fill_diagonal_(0.0))
+    assert set(m.unique().tolist()) == {0.0, -100.0}
+
+
+def test_transmorph_shift_mask_follows_the_device():
+    """_shift_mask must build on the given device (and SwinBlock pass x.device), not the default CPU."""
+    from regkit.models.transmorph import SwinBlock, _shift_mask
+
+    assert _shift_mask(4, 4, 2, 1, torch.device("meta")).device.type == "meta"
+    block = SwinBlock(4, 2, 2, shift=1).to("meta")
+    assert block(torch.zeros(1, 4, 4, 4, device="meta")).device.type == "meta"
+
+
+def test_transmorph_multiple_is_patch_times_power_of_two_times_window():
+    """multiple = patch * 2**(stages-1) * window (not patch * 2*(stages-1) * window)."""
+    net = TransMorph(patch=2, dim=4, depths=(2, 2, 2), heads=(2, 2, 2), window=2, head_channels=2)
+    assert net.multiple == 16
+    net4 = TransMorph(patch=2, dim=4, depths=(1, 1, 1, 1), heads=(1, 1, 1, 1), window=2, head_channels=2)
+    assert net4.multiple == 32
+
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_transmorph_blocks_alternate_shift(depth):
+    """Block j of every stage shifts by (window // 2) * (j % 2): alternate 0, w/2, 0, w/2 (not j % 3)."""
+    net = TransMorph(patch=2, dim=4, depths=(depth, depth), heads=(2, 2), window=4, head_channels=2)
+    for stage in net.stages:
+        assert [blk.shift for blk in stage] == [2 * (j % 2) for j in range(depth)]
+        assert all(blk.window == 4 for blk in stage)
+
+
+def test_transmorph_default_config_and_patch_merging_has_no_bias():
+    """Default window is 8; PatchMerging's reduce has no bias; rel_index is a non-persistent buffer."""
+    net = TransMorph()
+    assert net.window == 8 and net.config["window"] == 8 and net.multiple == 4 * 4 * 8
+    assert all(m.reduce.bias is None for m in net.merges)
+    assert net.merges[0].reduce.weight.shape == (24, 48)
+    keys = list(net.state_dict())
+    assert not any("rel_index" in k for k in keys)
+    assert any(k.endswith("attn.bias_table") for k in keys)
+    assert net.stages[0][0].attn.rel_index.shape == (64, 64)
+
+
+def test_transmorph_patch_one_is_a_power_of_two():
+    """patch=1 (2**0) is valid: a `patch & (patch - 2)` check would wrongly reject it."""
+    net = TransMorph(patch=1, dim=4, depths=(1,), heads=(1,), window=2, head_channels=2)
+    assert net.multiple == 2
+    assert tuple(net(torch.rand(1, 1, 5, 5), torch.rand(1, 1, 5, 5)).disp.shape) == (1, 2, 5, 5)
+    for bad in (3, 6, 12):
+        with pytest.raises(ValueError, match=rf"^patch must be a power of two, got {bad}$"):
+            TransMorph(patch=bad)
+
+
+@pytest.mark.parametrize("name", ["patch", "dim", "window", "head_channels", "in_channels"])
+def test_transmorph_integer_arguments_reject_floats(name):
+    """Integer arguments must be ints: check_positive(..., integer=True), so 2.0 is refused with a TypeError."""
+    with pytest.raises(TypeError, match=rf"^{name} must be an integer, got 2\.0$"):
+        TransMorph(**{name: 2.0})
+
+
+def test_transmorph_bad_fixed_message_names_fixed():
+    """A 2-D `fixed` is reported as 'fixed must have 4 dimensions, got shape (...)' (the name is passed)."""
+    net = transmorph_mnist()
+    with pytest.raises(ValueError, match=r"^fixed must have 4 dimensions, got shape \(32, 32\)$"):
+        net(torch.rand(1, 1, 32, 32), torch.rand(32, 32))
+    with pytest.raises(ValueError, match=r"^moving and fixed must have the same shape"):
+        net(torch.rand(1, 1, 32, 32), torch.rand(1, 1, 16, 16))
+
+
+def test_transmorph_fine_skip_channels():
+    """Fine skip features are max(head_channels, dim // 2**k), the finest one head_channels."""
+    net = TransMorph(patch=8, dim=32, depths=(1,), heads=(1,), window=2, head_channels=2)
+    assert [s.conv.out_channels for s in net.skips] == [16, 8, 2]
+    odd = TransMorph(patch=4, dim=13, depths=(1,), heads=(1,), window=2, head_channels=2)
+    assert [s.conv.out_channels for s in odd.skips] == [6, 2]
+    assert all(isinstance(s.conv.out_channels, int) for s in odd.skips)
