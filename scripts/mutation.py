@@ -627,6 +627,32 @@ def _load_reviews() -> None:
         dev(m, "GPERegNet.parts", old, old.replace("moving.device)", "None)"),
             "the ids are then made on the CPU: only GPU images notice")
 
+    m = "regkit/models/transmorph.py"
+    LABELS_ = ("the region labels stay distinct and every pixel gets one; the mask only compares labels for equality "
+               "(exact masks in tests/test_models_deformable.py)")
+    eq(m, "_shift_mask", "cnt = 0", "cnt = 1", LABELS_)
+    eq(m, "_shift_mask", "cnt += 1", ["cnt -= 1", "cnt += 2"], LABELS_)
+    REGIONS = ("the token grid is a multiple of the window (padded), so the first region [0, size - window) ends on a "
+               "window boundary: the changed slice only merges or relabels regions that never share a window, or is "
+               "overwritten by the slices after it")
+    for axis in ("hs", "ws"):
+        old = f"for {axis} in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):"
+        eq(m, "_shift_mask", old, [old.replace("slice(0, -window)", "slice(None, -window)"),
+                                   old.replace("slice(0, -window)", "slice(0, None)"),
+                                   old.replace("slice(0, -window)", "slice(-window)"),
+                                   old.replace("slice(-window, -shift)", "slice(None, -shift)"),
+                                   old.replace("slice(-window, -shift)", "slice(-window, None)"),
+                                   old.replace("slice(-window, -shift)", "slice(-shift)"),
+                                   old.replace("slice(-window, -shift)", "slice(+window, -shift)")], REGIONS)
+    eq(m, "PatchMerging.__init__", "self.reduce = nn.Linear(4 * dim, 2 * dim, bias=False)",
+       "self.reduce = nn.Linear(4 * dim, 2 * dim, bias=None)", "bias=None is falsy like False: no bias")
+    eq(m, "WindowAttention.__init__", 'self.register_buffer("rel_index", rel[0] * (2 * window - 1) + rel[1], persistent=False)',
+       'self.register_buffer("rel_index", rel[0] * (2 * window - 1) + rel[1], persistent=None)',
+       "persistent=None is falsy like False: the buffer stays out of the state dict")
+    old = 'ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")'
+    eq(m, "WindowAttention.__init__", old, [old.replace('indexing="ij"', "indexing=None"), old.replace(', indexing="ij"', ", ")],
+       "torch.meshgrid's default indexing is 'ij' (it warns once per process, which a test cannot rely on)")
+
 
 _load_reviews()
 
