@@ -653,6 +653,17 @@ def _load_reviews() -> None:
     eq(m, "WindowAttention.__init__", old, [old.replace('indexing="ij"', "indexing=None"), old.replace(', indexing="ij"', ", ")],
        "torch.meshgrid's default indexing is 'ij' (it warns once per process, which a test cannot rely on)")
 
+    m = "regkit/models/air.py"
+    old = "if h // patch_size < 2 or w // patch_size < 2:"
+    eq(m, "_check_model_args", old, ["if h / patch_size < 2 or w // patch_size < 2:", "if h // patch_size < 2 or w / patch_size < 2:"],
+       "the sizes are checked to be divisible by patch_size just above, so / and // give the same number")
+    eq(m, "_Attention.forward",
+       "out, weights = self.mha(query, memory, memory, need_weights=need_weights, average_attn_weights=True)",
+       "out, weights = self.mha(query, memory, memory, need_weights=need_weights, )",
+       "average_attn_weights=True is MultiheadAttention's default")
+    dev(m, "_run", "net = as_model(model, cls, moving.device)", "net = as_model(model, cls, None)",
+        "a module is used where it is; only a checkpoint saved on another device than the inputs' would stay there")
+
 
 _load_reviews()
 
