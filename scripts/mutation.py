@@ -664,6 +664,16 @@ def _load_reviews() -> None:
     dev(m, "_run", "net = as_model(model, cls, moving.device)", "net = as_model(model, cls, None)",
         "a module is used where it is; only a checkpoint saved on another device than the inputs' would stay there")
 
+    m = "regkit/classical/demons.py"
+    old = "snapshots.append((done, disp.clone() if size == full else spatial.resize_disp(disp, full, check=False)))"
+    eq(m, "demons", old, [old.replace("check=False", ""), old.replace("check=False", "check=True")], CHECKS)
+    old = "warped = spatial.warp(moving.float(), disp, check=False)"
+    eq(m, "demons", old, [old.replace("check=False", "check=None"), old.replace("check=False", ""),
+                          old.replace("check=False", "check=True")], CHECKS)
+    eq(m, "demons", "if tuple(disp.shape[-2:]) != full:", "if tuple(disp.shape[-2:]) == full:",
+       "the schedule always ends at full resolution, so the field is full size here; resizing it to its own size "
+       "(bilinear, align_corners=True, scale 1) is an exact copy")
+
 
 _load_reviews()
 
