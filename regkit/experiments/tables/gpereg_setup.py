@@ -256,11 +256,11 @@ def train_all(names, dataset: str, profile: str, seed: int, device, data_root=No
             tensors["train"], tensors["val"] = materialise(train_set), materialise(val_set)
         return tensors["train"], tensors["val"]
 
+    # The key holds the shared settings and only the per-data-set change that applies to its model,
+    # so adding one elsewhere does not retrain the others.
+    shared = {k: v for k, v in s.items() if k != "dataset_training"}
     models, histories, times, cached = {}, {}, {}, []
     for name in names:
-        # The key holds the settings and only the per-data-set change that applies to this model,
-        # so adding one elsewhere does not retrain the others.
-        shared = {k: v for k, v in s.items() if k != "dataset_training"}
         key = {"model": name, "dataset": dataset, "source": train_set.info.get("source"), "profile": profile,
                "seed": seed, "settings": shared, "overrides": overrides, "train_pairs": len(train_set)}
         change = training_overrides(name, dataset, profile)
@@ -300,11 +300,11 @@ def profile_note(profile: str, dataset: str | None = None) -> str:
     >>> profile_note("cpu", "hpatches").endswith("SAS-Net at learning rate 0.0003 for 20 epochs")
     True
     """
-    changes = settings(profile)["dataset_training"].get(dataset, {})
+    s = settings(profile)
     extra = "".join(
-        f"; on this data set {LABELS[m]} at learning rate {c.get('lr', settings(profile)['lr']):g}"
+        f"; on this data set {LABELS[m]} at learning rate {c.get('lr', s['lr']):g}"
         + (f" for {c['epochs']} epochs" if "epochs" in c else "")
-        for m, c in changes.items()
+        for m, c in s["dataset_training"].get(dataset, {}).items()
     )
     return {
         "quick": "quick profile: every code path, 64 px, tiny data, ten training steps; a smoke run, not a reproduction",
