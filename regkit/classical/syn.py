@@ -252,6 +252,40 @@ def syn_step(images: Tensor, halves: Tensor, inverses: Tensor, *, metric: str = 
     return halves, inverses, sim
 
 
+#: On the CPU the iterations of a level run on chunks of about this many pixels per half-field
+#: batch (whole pairs, both halves of a pair together), so that a chunk's fields stay in cache;
+#: the pairs are independent, so the result is the same.
+_CPU_CHUNK_PIXELS = 1 << 17
+
+
+def _iterate(images: Tensor, halves: Tensor, inverses: Tensor, iterations: int, step_kw: dict):
+    """``iterations`` SyN steps on one level, in cache-sized chunks of pairs on the CPU.
+
+    Returns ``((halves, inverses), sims)`` with ``sims`` a list of ``N`` similarities per iteration.
+    """
+    n2, _, h, w = halves.shape
+    n = n2 // 2
+    step = n if halves.device.type != "cpu" else max(1, _CPU_CHUNK_PIXELS // (2 * h * w))
+    if step >= n:
+        sims = []
+        for _ in range(iterations):
+            halves, inverses, sim = syn_step(images, halves, inverses, **step_kw)
+            sims.append(sim)
+        return (halves, inverses), sims
+    out_h, out_v = torch.empty_like(halves), torch.empty_like(inverses)
+    sims = [torch.empty(n, device=halves.device) for _ in range(iterations)]
+    for i in range(0, n, step):
+        j = min(i + step, n)
+        rows = torch.cat((torch.arange(i, j), torch.arange(n + i, n + j))).to(halves.device)
+        im, hv, iv = images[rows], halves[rows], inverses[rows]
+        for k in range(iterations):
+            hv, iv, sim = syn_step(im, hv, iv, **step_kw)
+            sims[k][i:j] = sim
+        out_h[i:j], out_h[n + i : n + j] = hv[: j - i], hv[j - i :]
+        out_v[i:j], out_v[n + i : n + j] = iv[: j - i], iv[j - i :]
+    return (out_h, out_v), sims
+
+
 def _level_size(h: int, w: int, factor: int) -> tuple[int, int]:
     return max(2, int(round((h - 1) / factor)) + 1), max(2, int(round((w - 1) / factor)) + 1)
 
@@ -423,15 +457,9 @@ def _syn(mov, fix, metric, radius, iterations, shrink_factors, smoothing_sigmas,
             fields = (zero, zero)
         else:
             fields = tuple(spatial.resize_disp(f, size) for f in fields)
-        halves, inverses = fields
-        sims = []
-        for _ in range(its):
-            halves, inverses, sim = syn_step(
-                images, halves, inverses, metric=metric, radius=radius, cc_eps=cc_eps, flow_sigma=flow_sigma,
-                grad_step=grad_step, total_sigma=total_sigma, inverse_iterations=inverse_iterations,
-            )
-            sims.append(sim)
-        fields = (halves, inverses)
+        step_kw = dict(metric=metric, radius=radius, cc_eps=cc_eps, flow_sigma=flow_sigma, grad_step=grad_step,
+                       total_sigma=total_sigma, inverse_iterations=inverse_iterations)
+        fields, sims = _iterate(images, *fields, its, step_kw)
         history.append(sims)
     halves, inverses = (spatial.resize_disp(f, (h, w)) if f.shape[-2:] != (h, w) else f for f in fields)
     inverses = _invert(halves, inverses, 10)
