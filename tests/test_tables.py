@@ -305,3 +305,30 @@ def test_status_columns_name_the_device_of_a_full_run():
     assert run_label("full", {"provenance": {"device_type": "cuda"}}) == "full run (CUDA)"
     assert run_label("cpu", {"provenance": {"device_type": "cpu"}}) == "CPU profile"
     assert run_label("full", {}) == "full run"
+
+
+def test_git_revision_is_dirty_for_changed_code_but_not_for_changed_results(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "a_benchmark.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    rev = provenance.git_revision(tmp_path)
+    assert len(rev["commit"]) == 40 and rev["dirty"] is False
+    (tmp_path / "results" / "a_benchmark.json").write_text('{"new": 1}')   # a run's own output
+    (tmp_path / "untracked.py").write_text("")
+    assert provenance.git_revision(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert provenance.git_revision(tmp_path)["dirty"] is True
+    assert provenance.git_revision(tmp_path / "code.py") == {"commit": None, "dirty": None}   # not a directory

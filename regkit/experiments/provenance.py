@@ -36,14 +36,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def git_revision(root: os.PathLike | str = REPO_ROOT) -> dict:
     """``{"commit": <40 hex>, "dirty": bool}`` of the checkout at ``root``, or ``commit=None`` outside git.
 
-    ``dirty`` is true when tracked files differ from the commit (untracked files are ignored).
+    ``dirty`` is true when tracked files differ from the commit. Untracked files and the files
+    under ``results/`` (the outputs that experiments and benchmarks write, so that the second of
+    several runs would otherwise see the first one's file) are ignored.
     """
     def git(*args):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=True).stdout
 
     try:
         commit = git("rev-parse", "HEAD").strip()
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results").strip())
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}
