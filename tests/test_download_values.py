@@ -571,8 +571,10 @@ def _is_root_name(name):
     return name.strip("./") == ""
 
 
-def _e(name, directory=False, symlink=False):
-    return SimpleNamespace(filename=name, is_directory=directory, is_symlink=symlink)
+def _e(name, directory=False, symlink=False, special=False):
+    """A stand-in py7zr entry; py7zr's ``is_file`` is false for folders, links and special files."""
+    return SimpleNamespace(filename=name, is_directory=directory, is_symlink=symlink,
+                           is_file=not (directory or symlink or special))
 
 
 def test_7z_without_py7zr_says_how_to_get_it(tmp_path, monkeypatch):
@@ -633,3 +635,14 @@ def test_7z_error_is_reported_even_if_the_temp_folder_is_already_gone(tmp_path, 
     with pytest.raises(ValueError, match="^x.7z is corrupt or truncated: bad block$"):
         D.extract(tmp_path / "x.7z", tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == [] and _leftovers(tmp_path) == []
+
+
+def test_7z_refuses_a_special_file_before_extracting(tmp_path, monkeypatch):
+    """A socket, FIFO or device entry (neither file, folder nor link) is refused like tar's."""
+    entries = [_e("top", directory=True), _e("top/a.txt"), _e("top/fifo", special=True)]
+    log = _fake_py7zr(monkeypatch, entries)
+    (tmp_path / "s.7z").write_bytes(b"7z")
+    with pytest.raises(ValueError) as info:
+        D.extract(tmp_path / "s.7z", tmp_path / "out")
+    assert str(info.value) == "s.7z: member 'top/fifo' is a device or special file; refusing to extract"
+    assert log["extracted"] == [] and list((tmp_path / "out").iterdir()) == [] and _leftovers(tmp_path) == []

@@ -228,6 +228,10 @@ def _extract_7z(archive: Path, tmp: Path, check) -> None:
                 safe_member_path(e.filename, archive.name)
                 if e.is_symlink:
                     raise ValueError(f"{archive.name}: member {e.filename!r} is a symbolic link; refusing to extract")
+                if not (e.is_directory or e.is_file):   # a socket, FIFO or device (tar: _check_tar)
+                    raise ValueError(
+                        f"{archive.name}: member {e.filename!r} is a device or special file; refusing to extract"
+                    )
             check([e.filename for e in entries])
             z.extractall(path=tmp)
     except (py7zr.exceptions.ArchiveError, EOFError, OSError) as err:
