@@ -370,7 +370,8 @@ def test_frame_and_sequence_ids_by_hand_on_the_asked_device():
     assert sequence_ids(["b", 3, "b"], 3, "cpu").tolist() == [zlib.crc32(b"b"), 3, zlib.crc32(b"b")]
     assert sequence_ids([], 0, "cpu").shape == (0,)
     with torch.device("meta"):  # the device asked for, not the default one
-        assert all(t.device.type == "cpu" for t in (frame_indices(None, 2, "cpu"), sequence_ids(["a", "b"], 2, "cpu")))
+        on_cpu = (frame_indices(None, 2, "cpu"), frame_indices(4, 2, "cpu"), sequence_ids(["a", "b"], 2, "cpu"))
+        assert all(t.device.type == "cpu" for t in on_cpu)
 
 
 def test_frame_cache_empty_state_and_bad_window():

@@ -72,3 +72,22 @@ def test_a_checkpoint_of_another_model_is_refused_by_name(tmp_path):
     Trainer(DIRNet(channels=8, pools=1), RegistrationObjective("mse"), cfg, device="cpu").fit(TensorPairs(moving=x, fixed=x))
     with pytest.raises(ValueError, match="holds a DIRNet, but this method needs a VoxelMorph"):
         regkit.register(x, x, method="voxelmorph", model=str(tmp_path / "last.pt"))
+
+
+def test_shipped_models_and_checkpoints_load_under_another_default_device(weights_dir, tmp_path):
+    """The model is built on the CPU and moved to the device asked for, not on the default device
+    (a meta default device left parameters without data, and loading failed)."""
+    from regkit.checkpoint import save_checkpoint
+    from regkit.models.blocks import as_model
+
+    torch.manual_seed(0)
+    net = DIRNet(channels=8, pools=1)
+    export_weights(net, "dirnet-toy", made_by={}, folder=weights_dir)
+    save_checkpoint({"model": net.state_dict(), "model_config": net.config,
+                     "model_class": "regkit.models.dirnet.DIRNet"}, tmp_path / "toy.pt")
+    with torch.device("meta"):
+        by_name = P.pretrained("dirnet-toy", device="cpu")
+        by_path = as_model(str(tmp_path / "toy.pt"), DIRNet, torch.device("cpu"))
+    for loaded in (by_name, by_path):
+        assert all(p.device.type == "cpu" for p in loaded.parameters())
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values()))

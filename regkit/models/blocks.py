@@ -157,7 +157,8 @@ def _from_checkpoint(path: str, cls, device) -> nn.Module:
     if stored is not None and stored.rsplit(".", 1)[-1] != cls.__name__:
         raise ValueError(f"model {path!r} holds a {stored.rsplit('.', 1)[-1]}, but this method needs a {cls.__name__}")
     try:
-        net = cls(**config)
+        with torch.device("cpu"):   # built on the CPU whatever the caller's default device, then moved
+            net = cls(**config)
         net.load_state_dict(state["model"])
     except (TypeError, RuntimeError) as err:
         raise ValueError(

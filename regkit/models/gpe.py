@@ -224,7 +224,7 @@ def frame_indices(frame, n: int, device) -> Tensor:
     if isinstance(frame, bool):
         raise TypeError(f"frame must be an int or an integer tensor of shape (N,), got {frame!r}")
     if isinstance(frame, int):
-        frame = torch.full((n,), frame, dtype=torch.long)
+        frame = torch.full((n,), frame, dtype=torch.long, device="cpu")   # checked here, then moved
     if not isinstance(frame, Tensor) or frame.is_floating_point() or frame.dtype == torch.bool:
         raise TypeError(f"frame must be an int or an integer tensor of shape (N,), got {frame!r}")
     if frame.shape != (n,):

@@ -25,6 +25,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..checkpoint import load_model
@@ -89,6 +90,7 @@ def pretrained(name: str, device="cpu") -> nn.Module:
     if not module_name.startswith("regkit.models."):
         raise ValueError(f"manifest entry {name!r} names a class outside regkit.models: {entry['model_class']!r}")
     cls = getattr(importlib.import_module(module_name), cls_name)
-    model = cls(**entry.get("model_config", {}))
+    with torch.device("cpu"):   # built on the CPU whatever the caller's default device, then moved
+        model = cls(**entry.get("model_config", {}))
     load_model(model, path)
     return model.to(device).eval()
