@@ -100,6 +100,26 @@ def write(name: str, record: dict, *, profile: str, seed: int, wall: float, devi
     return path
 
 
+def add_cuda_only(parser) -> None:
+    """The ``--cuda-only`` option: time only the CUDA cases (the CPU figures come from a separate CPU run)."""
+    parser.add_argument("--cuda-only", action="store_true",
+                        help="only the CUDA cases (for a GPU machine; the CPU figures are recorded separately)")
+
+
+def devices(cuda_only: bool = False) -> list[str]:
+    """The devices to time: the CPU, and CUDA where present; only CUDA with ``cuda_only``.
+
+    >>> devices()[0]
+    'cpu'
+    """
+    cuda = ["cuda"] if torch.cuda.is_available() else []
+    if cuda_only:
+        if not cuda:
+            raise SystemExit("--cuda-only needs a CUDA device, and torch finds none")
+        return cuda
+    return ["cpu"] + cuda
+
+
 def one_thread() -> None:
     """One intra-op thread for torch (and ITK, when it starts later), as the recorded figures use."""
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")

@@ -41,6 +41,7 @@ import argparse  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -107,6 +108,8 @@ def provenance(seed: int, pairs: int, wall: float) -> dict:
         "pairs_per_dataset": pairs,
         "wall_seconds": wall,
         "profile": regkit.profile(),
+        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": "python " + " ".join(sys.argv),
     }
 
 

@@ -12,6 +12,7 @@ Usage::
 
     python benchmarks/classical_batch.py            # 128 and 256 px; writes results/classical_batch_benchmark.json
     python benchmarks/classical_batch.py --quick    # 128 px, batches 1, 4, 8; prints only
+    python benchmarks/classical_batch.py --cuda-only --out results/gpu/classical_batch_benchmark.json   # GPU machine
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 
 import torch
 
-from _bench import interleaved, load_average, machine, one_thread, write
+from _bench import add_cuda_only, devices, interleaved, load_average, machine, one_thread, write
 
 METHODS = ("demons", "horn_schunck", "syn")
 REFERENCE = "sitk_demons"
@@ -78,6 +79,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default=None)
+    add_cuda_only(p)
     args = p.parse_args(argv)
     one_thread()
     start = time.perf_counter()
@@ -85,9 +87,12 @@ def main(argv=None) -> int:
     if args.quick:
         runs = [(128, (1, 4, 8), "cpu", 1)]
     else:
-        runs = [(128, (1, 2, 4, 8, 16), "cpu", args.repeats), (256, (1, 2, 4, 8), "cpu", args.repeats)]
-        if torch.cuda.is_available():
-            runs += [(256, (1, 8, 64, 256), "cuda", args.repeats)]
+        runs = []
+        for device in devices(args.cuda_only):
+            if device == "cpu":
+                runs += [(128, (1, 2, 4, 8, 16), "cpu", args.repeats), (256, (1, 2, 4, 8), "cpu", args.repeats)]
+            else:
+                runs += [(256, (1, 8, 64, 256), device, args.repeats)]
     rows = [rates(size, batches, repeats, device) for size, batches, device, repeats in runs]
     if args.quick:
         return 0

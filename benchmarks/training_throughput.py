@@ -28,6 +28,7 @@ Usage::
     python benchmarks/training_throughput.py               # writes results/training_throughput_benchmark.json
     python benchmarks/training_throughput.py --paper-size  # also the 256 px models on the CPU
     python benchmarks/training_throughput.py --quick       # 2 timed steps each, no Trainer; prints only
+    python benchmarks/training_throughput.py --cuda-only --out results/gpu/training_throughput_benchmark.json
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import time
 
 import torch
 
-from _bench import load_average, machine, one_thread, synchronize, write
+from _bench import add_cuda_only, devices, load_average, machine, one_thread, synchronize, write
 
 AIR_MODELS = ("dirnet", "air", "mapt_air")
 GPEREG_MODELS = ("voxelmorph", "transmorph", "sasnet", "gpereg")
@@ -166,13 +167,13 @@ def main(argv=None) -> int:
     p.add_argument("--trainer-max-size", type=int, default=128,
                    help="time the Trainer only up to this size (its cost per step does not grow with the model)")
     p.add_argument("--out", default=None)
+    add_cuda_only(p)
     args = p.parse_args(argv)
     one_thread()
     start = time.perf_counter()
     info = machine()
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows = []
-    for device in devices:
+    for device in map(torch.device, devices(args.cuda_only)):
         todo = [c for c in cases(device.type, args.paper_size and not args.quick)
                 if args.models is None or c[0] in args.models]
         for name, table, profile, size, batch_size in todo:
