@@ -273,10 +273,10 @@ def _iterate(images: Tensor, halves: Tensor, inverses: Tensor, iterations: int, 
             sims.append(sim)
         return (halves, inverses), sims
     out_h, out_v = torch.empty_like(halves), torch.empty_like(inverses)
-    sims = [torch.empty(n, device=halves.device) for _ in range(iterations)]
+    sims = [torch.empty(n, dtype=halves.dtype, device=halves.device) for _ in range(iterations)]
     for i in range(0, n, step):
         j = min(i + step, n)
-        rows = torch.cat((torch.arange(i, j), torch.arange(n + i, n + j))).to(halves.device)
+        rows = torch.cat((torch.arange(i, j, device=halves.device), torch.arange(n + i, n + j, device=halves.device)))
         im, hv, iv = images[rows], halves[rows], inverses[rows]
         for k in range(iterations):
             hv, iv, sim = syn_step(im, hv, iv, **step_kw)
