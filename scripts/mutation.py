@@ -466,6 +466,11 @@ def _load_reviews() -> None:
     eq(m, "syn", old, old.replace("[-2:]", "[+2:]"), "fixed is checked to be 4-D just above, so shape[2:] is shape[-2:]")
     eq(m, "update_halves", "if total_sigma > 0:", "if total_sigma >= 0:",
        "gaussian_blur with sigma 0 returns its input itself")
+    old = 'step = n if halves.device.type != "cpu" else max(1, _CPU_CHUNK_PIXELS // (2 * h * w))'
+    eq(m, "_iterate", old, old.replace('if halves.device.type != "cpu"', 'if (halves.device.type != "cpu") and False'),
+       "chunking on a GPU too: the chunks give the same fields bit for bit (tested on the CPU), only slower")
+    eq(m, "_iterate", "if step >= n:", "if step > n:",
+       "one chunk of the whole batch runs the same steps on the same rows: the same fields bit for bit")
     BOX = "the box counts are made on the CPU; without the device they stay there, which only GPU inputs notice"
     dev(m, "_box_count", "return (inside(h)[:, None] * inside(w)[None, :]).to(device)",
         "return (inside(h)[:, None] * inside(w)[None, :]).to(None)", BOX)

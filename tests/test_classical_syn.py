@@ -340,21 +340,49 @@ def test_syn_switches_a_callers_autocast_off(monkeypatch, metric):
 
 
 def test_cpu_chunks_of_pairs_give_the_same_result(monkeypatch):
-    """Three pairs in three chunks (first, middle and last chunk) equal the whole batch bit for bit."""
+    """Three pairs in three chunks (first, middle and last chunk) equal the whole batch bit for bit,
+    with the caller's settings in every chunk, also under a meta default device and a float64
+    default dtype (the fields, similarities and chunk buffers follow the inputs)."""
     import regkit.classical.syn as S
 
     g = torch.Generator().manual_seed(3)
     moving = spatial.resize_image(torch.rand(3, 1, 8, 8, generator=g), (32, 32))
     fixed = spatial.warp(moving, spatial.random_smooth_disp(3, (32, 32), max_disp=2.0, generator=g))
-    kw = dict(iterations=(4, 3), shrink_factors=(2, 1), smoothing_sigmas=(1.0, 0.0))
+    kw = dict(iterations=(4, 3, 0), shrink_factors=(4, 2, 1), smoothing_sigmas=(1.0, 0.5, 0.0), grad_step=0.5,
+              flow_sigma=2.0)
     whole = regkit.register(moving, fixed, method="syn", **kw)
     monkeypatch.setattr(S, "_CPU_CHUNK_PIXELS", 1)   # one pair per chunk
     chunked = regkit.register(moving, fixed, method="syn", **kw)
     assert not torch.equal(whole.disp[0], whole.disp[2])   # the pairs differ, so a mix-up shows
+    S._box_count.cache_clear()
     with torch.device("meta"):   # the chunks' indices and buffers are made on the inputs' device
         under_meta = regkit.register(moving, fixed, method="syn", **kw)
-    for res in (chunked, under_meta):
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        wide_default = regkit.register(moving, fixed, method="syn", **kw)
+    finally:
+        torch.set_default_dtype(old)
+    for res in (chunked, under_meta, wide_default):
         assert torch.equal(res.disp, whole.disp)
         assert torch.equal(res.extras["inverse"], whole.extras["inverse"])
         for a, b in zip(res.extras["similarity"], whole.extras["similarity"]):
-            assert a.dtype == torch.float32 and torch.equal(a, b)
+            assert a.dtype == torch.float32 and a.shape == b.shape and torch.equal(a, b)
+    assert [tuple(s.shape) for s in whole.extras["similarity"]] == [(3, 4), (3, 3), (3, 0)]
+
+
+@pytest.mark.parametrize(("n", "size", "chunks"), [(2, 256, [1, 1]), (5, 128, [4, 1])])
+def test_cpu_chunks_hold_as_many_pairs_as_fit_the_chunk_size(monkeypatch, n, size, chunks):
+    """2^17 pixels per chunk over both half fields: one pair at 256 px, four at 128 px."""
+    import regkit.classical.syn as S
+
+    seen, step = [], S.syn_step
+
+    def recording(images, *args, **kw):
+        seen.append(images.shape[0] // 2)
+        return step(images, *args, **kw)
+
+    monkeypatch.setattr(S, "syn_step", recording)
+    x = torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(0))
+    regkit.register(x, x, method="syn", iterations=(1,), shrink_factors=(1,), smoothing_sigmas=(0.0,))
+    assert seen == chunks

@@ -453,7 +453,7 @@ def _syn(mov, fix, metric, radius, iterations, shrink_factors, smoothing_sigmas,
         if size != (h, w):
             images = spatial.resize_image(images, size)
         if fields is None:
-            zero = torch.zeros(2 * n, 2, *size, device=device)
+            zero = torch.zeros(2 * n, 2, *size, dtype=fix.dtype, device=device)
             fields = (zero, zero)
         else:
             fields = tuple(spatial.resize_disp(f, size) for f in fields)
@@ -475,7 +475,7 @@ def _syn(mov, fix, metric, radius, iterations, shrink_factors, smoothing_sigmas,
         "moving_to_middle": u_m,
         "middle_fixed": spatial.warp(fix, u_f),
         "middle_moving": spatial.warp(mov, u_m),
-        "similarity": [torch.stack(s).T if s else torch.empty(n, 0, device=device) for s in history],
+        "similarity": [torch.stack(s).T if s else torch.empty(n, 0, dtype=fix.dtype, device=device) for s in history],
         "params": {
             "metric": metric, "radius": radius, "iterations": iterations, "shrink_factors": shrink_factors,
             "smoothing_sigmas": smoothing_sigmas, "grad_step": grad_step, "flow_sigma": flow_sigma,
