@@ -95,6 +95,8 @@ def test_download_messages(tmp_path):
          "sha256 must be a 64-character hex digest or None, got 'ab'"),
         (lambda: D.download(str(src), tmp_path / "o", "g" * 64), ValueError,  # 64 characters, not hex
          f"sha256 must be a 64-character hex digest or None, got {'g' * 64!r}"),
+        (lambda: D.download(str(src), tmp_path / "o", "a" * 63 + "X"), ValueError,  # one non-hex letter
+         f"sha256 must be a 64-character hex digest or None, got {'a' * 63 + 'X'!r}"),
         (lambda: D.download(str(src), tmp_path / "o", "A" * 64), ValueError,
          f"checksum mismatch for o from {src}: expected sha256 {'a' * 64}, got {good}"),
         (lambda: D.extract(tmp_path / "nope.zip", tmp_path / "out"), FileNotFoundError,
