@@ -613,8 +613,8 @@ def _load_reviews() -> None:
        "return self.mlp(torch.cat((learned.to(None), sinus, attn_out[:, 0]), dim=1))",
        "outside autocast the module runs only in the scene's dtype, so learned is in pooled's dtype; under autocast "
        "torch.cat promotes exactly and the first Linear casts to the autocast dtype either way")
-    old = "frame = torch.full((n,), frame, dtype=torch.long)"
-    eq(m, "frame_indices", old, [old.replace("dtype=torch.long", "dtype=None"), old.replace(", dtype=torch.long", ", ")],
+    old = 'frame = torch.full((n,), frame, dtype=torch.long, device="cpu")   # checked here, then moved'
+    eq(m, "frame_indices", old, [old.replace("dtype=torch.long", "dtype=None"), old.replace(", dtype=torch.long", "")],
        "torch.full with a Python int infers int64, and the function converts to long at the end anyway")
     eq(m, "sinusoidal_encoding", "t = frames.to(torch.float32)[:, None]", "t = frames.to(None)[:, None]",
        "integer frames times the float32 frequencies promote to float32 exactly as the explicit cast does")
