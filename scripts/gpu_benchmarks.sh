@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks' CUDA cases in one prepared command, for a machine with a GPU (a few minutes):
+# The benchmarks' CUDA cases in one prepared command, for a machine with a GPU (not yet timed on one):
 #
 #   bash scripts/gpu_benchmarks.sh              # results/gpu/<name>_benchmark.json, the GPU named in each
 #   bash scripts/gpu_benchmarks.sh --dry-run    # the same benchmarks in their --quick mode on the CPU

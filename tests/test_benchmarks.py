@@ -14,7 +14,10 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
 def test_gpu_benchmarks_dry_run_runs_each_benchmark_quickly_and_writes_nothing():
-    before = sorted(p.name for p in (ROOT / "results").rglob("*"))
+    def files():   # every results file with its size and modification time
+        return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (ROOT / "results").rglob("*"))
+
+    before = files()
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_benchmarks.sh"), "--dry-run"], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -22,7 +25,7 @@ def test_gpu_benchmarks_dry_run_runs_each_benchmark_quickly_and_writes_nothing()
         assert f"\n{name}: " in proc.stdout and f"{name}: FAILED" not in proc.stdout + proc.stderr, name
     assert "all benchmarks:" in proc.stdout and ", 0 failed" in proc.stdout
     assert "target case 64 x 1 x 256 float32 on the CPU" in proc.stdout
-    assert sorted(p.name for p in (ROOT / "results").rglob("*")) == before   # quick modes print only
+    assert files() == before   # quick modes print only: no file added, none rewritten
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
